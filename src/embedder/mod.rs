@@ -1,0 +1,439 @@
+//! [`Embedder`]: load a model once, embed texts from any thread.
+
+mod options;
+mod worker;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+pub use options::{DEFAULT_MAX_TOKENS, EmbedOptions, EmbedderOptions, MIN_DIMENSIONS, Truncation};
+
+use crate::engine::{ContextParams, LoadParams, Model};
+use crate::error::{Error, Result};
+use crate::gguf::{GgufFile, ModelInfo};
+use crate::prompt::Instruction;
+use crate::vector;
+use worker::{Job, WorkerConfig};
+
+/// llama.cpp's limit on sequences in one context.
+const MAX_SEQUENCES: usize = 256;
+
+/// One text's embedding.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Embedding {
+    /// The vector (normalised unless the call asked otherwise).
+    pub vector: Vec<f32>,
+    /// Tokens the model saw, instruction and end-of-text token included.
+    pub tokens: usize,
+    /// Whether the text was cut to the token limit.
+    pub truncated: bool,
+}
+
+/// A Qwen3-Embedding model loaded from a GGUF file, ready to embed.
+///
+/// `Embedder` is cheap to clone and `Send + Sync`: every clone shares one model (memory-mapped)
+/// and one engine thread that owns the llama.cpp context. Calls from many threads are queued
+/// and packed into shared decodes, so concurrent callers get batching for free.
+///
+/// ```no_run
+/// use gguf_embed::{EmbedOptions, Embedder, EmbedderOptions};
+///
+/// let embedder = Embedder::new("Qwen3-Embedding-0.6B-Q8_0.gguf", EmbedderOptions::default())?;
+/// let docs = embedder.embed(&["The capital of France is Paris."], &EmbedOptions::documents())?;
+/// let query = embedder.embed(&["capital of france"], &EmbedOptions::queries())?;
+/// let score = gguf_embed::vector::dot(&docs[0].vector, &query[0].vector);
+/// assert!(score > 0.0);
+/// # Ok::<(), gguf_embed::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Embedder {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    model: Arc<Model>,
+    info: ModelInfo,
+    default_max_tokens: usize,
+    jobs: Mutex<Option<Sender<Job>>>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel ends the worker's loop; then wait for it to free the context.
+        drop(self.jobs.lock().map(|mut j| j.take()));
+        if let Some(handle) = self.worker.lock().ok().and_then(|mut w| w.take()) {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for Embedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedder")
+            .field("model", &self.inner.info.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Embedder {
+    /// Loads a GGUF model: validates the file with our own reader, memory-maps it through
+    /// llama.cpp and starts the engine thread.
+    pub fn new(path: impl AsRef<Path>, options: EmbedderOptions) -> Result<Self> {
+        let path = path.as_ref();
+        let info = inspect(path)?;
+        let config = worker_config(&info, &options)?;
+        let progress = options.load_progress.as_deref();
+        let params = LoadParams {
+            progress,
+            ..LoadParams::default()
+        };
+        let model = Arc::new(Model::load(path, &params)?);
+        let (jobs, job_rx) = mpsc::channel();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let worker_model = Arc::clone(&model);
+        let worker = std::thread::Builder::new()
+            .name("gguf-embed-engine".into())
+            .spawn(move || worker::run(worker_model, config, job_rx, ready_tx))
+            .map_err(|e| Error::Compute(format!("cannot start the engine thread: {e}")))?;
+        if let Err(e) = ready_rx.recv().unwrap_or(Err(Error::EngineStopped)) {
+            let _ = worker.join();
+            return Err(e);
+        }
+        tracing::debug!(path = %path.display(), ?config, "model loaded");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                model,
+                info,
+                default_max_tokens: options.max_tokens,
+                jobs: Mutex::new(Some(jobs)),
+                worker: Mutex::new(Some(worker)),
+            }),
+        })
+    }
+
+    /// What the model file says about itself.
+    pub fn info(&self) -> &ModelInfo {
+        &self.inner.info
+    }
+
+    /// The full output dimension (the model's hidden size).
+    pub fn dimensions(&self) -> usize {
+        self.inner.model.n_embd()
+    }
+
+    /// Embeds texts; results come back in input order.
+    pub fn embed<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        options: &EmbedOptions,
+    ) -> Result<Vec<Embedding>> {
+        self.submit(texts, options)?.wait()
+    }
+
+    /// Embeds documents (no instruction) with default options and returns the vectors.
+    pub fn embed_documents<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>> {
+        Ok(into_vectors(self.embed(texts, &EmbedOptions::documents())?))
+    }
+
+    /// Embeds one query with the default retrieval instruction and returns its vector.
+    pub fn embed_query(&self, query: &str) -> Result<Vec<f32>> {
+        let mut out = self.embed(&[query], &EmbedOptions::queries())?;
+        Ok(out.remove(0).vector)
+    }
+
+    /// Queues texts for embedding and returns at once: tokenization happens here, on the
+    /// calling thread, and the decode on the engine thread, so a caller can prepare the next
+    /// batch while this one runs. Dropping the handle cancels what has not run yet.
+    pub fn submit<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        options: &EmbedOptions,
+    ) -> Result<PendingEmbeddings> {
+        let sequences = texts
+            .iter()
+            .enumerate()
+            .map(|(index, t)| {
+                self.tokenize(t.as_ref(), &options.instruction)
+                    .map_err(|e| match e {
+                        Error::InputTooLarge { bytes, .. } => Error::InputTooLarge { index, bytes },
+                        other => other,
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.submit_sequences(sequences, options)
+    }
+
+    /// Embeds pre-tokenized inputs (token ids of this model's vocabulary, as the OpenAI API
+    /// allows). `<|endoftext|>` is appended to any sequence that does not end with it.
+    pub fn embed_tokens(
+        &self,
+        inputs: &[Vec<u32>],
+        options: &EmbedOptions,
+    ) -> Result<Vec<Embedding>> {
+        let eot = self.inner.info.end_of_text_id as i32;
+        let vocab = self.inner.info.vocab_size;
+        let mut sequences = Vec::with_capacity(inputs.len());
+        for (index, input) in inputs.iter().enumerate() {
+            let mut seq = Vec::with_capacity(input.len() + 1);
+            for &token in input {
+                if u64::from(token) >= vocab {
+                    return Err(Error::InvalidToken {
+                        index,
+                        token: token.into(),
+                        vocab_size: vocab,
+                    });
+                }
+                seq.push(token as i32);
+            }
+            if seq.last() != Some(&eot) {
+                seq.push(eot);
+            }
+            sequences.push(seq);
+        }
+        self.submit_sequences(sequences, options)?.wait()
+    }
+
+    /// The token ids the model sees for `text` with `instruction`: the NFC-normalised prompt,
+    /// tokenized without parsing special tokens, then `<|endoftext|>`. No truncation.
+    pub fn token_ids(&self, text: &str, instruction: &Instruction) -> Result<Vec<u32>> {
+        Ok(self
+            .tokenize(text, instruction)?
+            .into_iter()
+            .map(|t| t as u32)
+            .collect())
+    }
+
+    /// Counts the tokens of `text` as embedded with `instruction` (end-of-text included).
+    pub fn count_tokens(&self, text: &str, instruction: &Instruction) -> Result<usize> {
+        Ok(self.tokenize(text, instruction)?.len())
+    }
+
+    fn tokenize(&self, text: &str, instruction: &Instruction) -> Result<Vec<i32>> {
+        let prompt = instruction.format(text);
+        let mut tokens = self
+            .inner
+            .model
+            .tokenize(&prompt)
+            .ok_or(Error::InputTooLarge {
+                index: 0,
+                bytes: prompt.len(),
+            })?;
+        tokens.push(self.inner.info.end_of_text_id as i32);
+        Ok(tokens)
+    }
+
+    fn submit_sequences(
+        &self,
+        mut sequences: Vec<Vec<i32>>,
+        options: &EmbedOptions,
+    ) -> Result<PendingEmbeddings> {
+        let checked = self.check_options(options)?;
+        let mut tokens = Vec::with_capacity(sequences.len());
+        let mut truncated = Vec::with_capacity(sequences.len());
+        for (index, seq) in sequences.iter_mut().enumerate() {
+            truncated.push(truncate(
+                seq,
+                index,
+                checked.max_tokens,
+                options.truncation,
+            )?);
+            tokens.push(seq.len());
+        }
+        let n_truncated = truncated.iter().filter(|&&t| t).count();
+        if n_truncated > 0 {
+            tracing::warn!(
+                "{n_truncated} of {} inputs were longer than {} tokens and were truncated",
+                sequences.len(),
+                checked.max_tokens
+            );
+        }
+        let (reply, result) = mpsc::channel();
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let n = sequences.len();
+        if n > 0 {
+            let job = Job {
+                seqs: sequences,
+                reply,
+                cancelled: Arc::clone(&cancelled),
+            };
+            let jobs = self.inner.jobs.lock().map_err(|_| Error::EngineStopped)?;
+            jobs.as_ref()
+                .ok_or(Error::EngineStopped)?
+                .send(job)
+                .map_err(|_| Error::EngineStopped)?;
+        }
+        Ok(PendingEmbeddings {
+            result: (n > 0).then_some(result),
+            cancelled,
+            n_embd: self.dimensions(),
+            dimensions: options.dimensions,
+            normalize: options.normalize,
+            tokens,
+            truncated,
+        })
+    }
+
+    fn check_options(&self, options: &EmbedOptions) -> Result<CheckedOptions> {
+        let n_embd = self.dimensions();
+        if let Some(d) = options.dimensions {
+            let min = MIN_DIMENSIONS.min(n_embd);
+            if !(min..=n_embd).contains(&d) {
+                return Err(Error::InvalidOption(format!(
+                    "dimensions must be between {min} and {n_embd} for this model, not {d}"
+                )));
+            }
+        }
+        let max_tokens = options.max_tokens.unwrap_or(self.inner.default_max_tokens);
+        check_max_tokens(max_tokens, &self.inner.info)?;
+        Ok(CheckedOptions { max_tokens })
+    }
+}
+
+/// Options after validation.
+struct CheckedOptions {
+    max_tokens: usize,
+}
+
+/// Embeddings being computed by the engine thread. Dropping it cancels the request.
+#[derive(Debug)]
+pub struct PendingEmbeddings {
+    result: Option<Receiver<Result<Vec<f32>>>>,
+    cancelled: Arc<AtomicBool>,
+    n_embd: usize,
+    dimensions: Option<usize>,
+    normalize: bool,
+    tokens: Vec<usize>,
+    truncated: Vec<bool>,
+}
+
+impl PendingEmbeddings {
+    /// Waits for the vectors, in input order.
+    pub fn wait(mut self) -> Result<Vec<Embedding>> {
+        let Some(result) = self.result.take() else {
+            return Ok(Vec::new());
+        };
+        let rows = result.recv().map_err(|_| Error::EngineStopped)??;
+        let tokens = std::mem::take(&mut self.tokens);
+        let truncated = std::mem::take(&mut self.truncated);
+        Ok(rows
+            .chunks_exact(self.n_embd)
+            .zip(tokens.into_iter().zip(truncated))
+            .map(|(row, (tokens, truncated))| Embedding {
+                vector: vector::finish(row, self.dimensions, self.normalize),
+                tokens,
+                truncated,
+            })
+            .collect())
+    }
+
+    /// The number of inputs.
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// Whether there are no inputs.
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+}
+
+impl Drop for PendingEmbeddings {
+    fn drop(&mut self) {
+        if self.result.is_some() {
+            self.cancelled.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Cuts a sequence to `max` tokens by the policy, keeping the end-of-text token last.
+/// Returns whether it was cut.
+fn truncate(seq: &mut Vec<i32>, index: usize, max: usize, policy: Truncation) -> Result<bool> {
+    if seq.len() <= max {
+        return Ok(false);
+    }
+    let eot = *seq.last().expect("sequences end with end-of-text");
+    match policy {
+        Truncation::Error => {
+            return Err(Error::TooLong {
+                index,
+                tokens: seq.len(),
+                max,
+            });
+        }
+        Truncation::End => seq.truncate(max - 1),
+        Truncation::Start => {
+            let cut = seq.len() - max;
+            seq.drain(..cut);
+            seq.pop();
+        }
+    }
+    seq.push(eot);
+    Ok(true)
+}
+
+fn check_max_tokens(max_tokens: usize, info: &ModelInfo) -> Result<()> {
+    let limit = info.context_length as usize;
+    if max_tokens == 0 || max_tokens > limit {
+        return Err(Error::InvalidOption(format!(
+            "the token limit must be between 1 and the model's context length {limit}, not \
+             {max_tokens}"
+        )));
+    }
+    Ok(())
+}
+
+/// Validates a model file and summarises it, without loading it.
+pub fn inspect(path: impl AsRef<Path>) -> Result<ModelInfo> {
+    let path = path.as_ref();
+    let model_error = |source| Error::Model {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = GgufFile::open(path).map_err(model_error)?;
+    ModelInfo::from_gguf(&file).map_err(model_error)
+}
+
+fn worker_config(info: &ModelInfo, options: &EmbedderOptions) -> Result<WorkerConfig> {
+    check_max_tokens(options.max_tokens, info)?;
+    if options.batch_tokens == 0 {
+        return Err(Error::InvalidOption("batch_tokens must be positive".into()));
+    }
+    if !(1..=MAX_SEQUENCES).contains(&options.batch_sequences) {
+        return Err(Error::InvalidOption(format!(
+            "batch_sequences must be between 1 and {MAX_SEQUENCES}, not {}",
+            options.batch_sequences
+        )));
+    }
+    let threads = options.threads.unwrap_or_else(default_threads);
+    if threads == 0 {
+        return Err(Error::InvalidOption("threads must be positive".into()));
+    }
+    let n_ctx = options.batch_tokens.next_multiple_of(256);
+    Ok(WorkerConfig {
+        base: ContextParams {
+            n_ctx: u32::try_from(n_ctx)
+                .map_err(|_| Error::InvalidOption("batch_tokens is too large".into()))?,
+            n_seq_max: options.batch_sequences as u32,
+            n_threads: i32::try_from(threads)
+                .map_err(|_| Error::InvalidOption("too many threads".into()))?,
+            flash_attention: options.flash_attention,
+            mode: options.output_mode,
+        },
+        max_context: info.context_length as usize,
+    })
+}
+
+/// The physical cores available to this process: llama.cpp gains nothing from SMT siblings.
+pub fn default_threads() -> usize {
+    let available = std::thread::available_parallelism().map_or(1, |n| n.get());
+    num_cpus::get_physical().clamp(1, available)
+}
+
+fn into_vectors(embeddings: Vec<Embedding>) -> Vec<Vec<f32>> {
+    embeddings.into_iter().map(|e| e.vector).collect()
+}

@@ -1,0 +1,198 @@
+//! Options for loading an embedder and for each embedding call.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::engine::{FlashAttention, LoadProgress, OutputMode};
+use crate::prompt::{Instruction, Task};
+
+/// The smallest Matryoshka output size Qwen3-Embedding was trained for.
+pub const MIN_DIMENSIONS: usize = 32;
+
+/// The default limit on tokens per text (instruction and end-of-text token included).
+/// Qwen3-Embedding handles 32768; this default keeps memory modest on laptops.
+pub const DEFAULT_MAX_TOKENS: usize = 8192;
+
+/// How to load and run the model. Build it with the `with_*` methods.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct EmbedderOptions {
+    /// CPU threads for llama.cpp; `None` uses the physical cores.
+    pub threads: Option<usize>,
+    /// Tokens packed into one decode (and the KV cache size). Longer single texts get a
+    /// temporary larger context.
+    pub batch_tokens: usize,
+    /// Sequences packed into one decode (at most 256).
+    pub batch_sequences: usize,
+    /// The default limit on tokens per text, used when a call does not set its own.
+    pub max_tokens: usize,
+    /// Flash attention.
+    pub flash_attention: FlashAttention,
+    /// How hidden states are read from llama.cpp (the default is the fast path).
+    pub output_mode: OutputMode,
+    /// Called with the load progress (0.0 to 1.0); returning `false` cancels loading.
+    pub load_progress: Option<Arc<LoadProgress>>,
+}
+
+impl Default for EmbedderOptions {
+    fn default() -> Self {
+        Self {
+            threads: None,
+            batch_tokens: 1024,
+            batch_sequences: 64,
+            max_tokens: DEFAULT_MAX_TOKENS,
+            flash_attention: FlashAttention::Auto,
+            output_mode: OutputMode::LastToken,
+            load_progress: None,
+        }
+    }
+}
+
+impl fmt::Debug for EmbedderOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmbedderOptions")
+            .field("threads", &self.threads)
+            .field("batch_tokens", &self.batch_tokens)
+            .field("batch_sequences", &self.batch_sequences)
+            .field("max_tokens", &self.max_tokens)
+            .field("flash_attention", &self.flash_attention)
+            .field("output_mode", &self.output_mode)
+            .field("load_progress", &self.load_progress.is_some())
+            .finish()
+    }
+}
+
+impl EmbedderOptions {
+    /// Sets the number of CPU threads.
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = Some(threads);
+        self
+    }
+
+    /// Sets the tokens packed into one decode.
+    pub fn with_batch_tokens(mut self, tokens: usize) -> Self {
+        self.batch_tokens = tokens;
+        self
+    }
+
+    /// Sets the sequences packed into one decode.
+    pub fn with_batch_sequences(mut self, sequences: usize) -> Self {
+        self.batch_sequences = sequences;
+        self
+    }
+
+    /// Sets the default token limit per text.
+    pub fn with_max_tokens(mut self, max_tokens: usize) -> Self {
+        self.max_tokens = max_tokens;
+        self
+    }
+
+    /// Forces flash attention on or off.
+    pub fn with_flash_attention(mut self, flash_attention: FlashAttention) -> Self {
+        self.flash_attention = flash_attention;
+        self
+    }
+
+    /// Chooses how hidden states are read from llama.cpp.
+    pub fn with_output_mode(mut self, mode: OutputMode) -> Self {
+        self.output_mode = mode;
+        self
+    }
+
+    /// Reports load progress; the callback returns `false` to cancel loading.
+    pub fn with_load_progress(
+        mut self,
+        progress: impl Fn(f32) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.load_progress = Some(Arc::new(progress));
+        self
+    }
+}
+
+/// What to do with a text longer than the token limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Truncation {
+    /// Keep the start, cut the end (and log a warning). The default.
+    #[default]
+    End,
+    /// Keep the end, cut the start (and log a warning).
+    Start,
+    /// Fail with [`Error::TooLong`](crate::Error::TooLong).
+    Error,
+}
+
+/// Options for one embedding call. Build it with the `with_*` methods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EmbedOptions {
+    /// Document side (no instruction, the default) or query side with an instruction.
+    pub instruction: Instruction,
+    /// Matryoshka output size (`MIN_DIMENSIONS..=n_embd`): truncate, then renormalise.
+    pub dimensions: Option<usize>,
+    /// L2-normalise the vectors (default true).
+    pub normalize: bool,
+    /// Token limit per text; `None` uses the embedder's default.
+    pub max_tokens: Option<usize>,
+    /// What to do with texts over the limit.
+    pub truncation: Truncation,
+}
+
+impl Default for EmbedOptions {
+    fn default() -> Self {
+        Self {
+            instruction: Instruction::None,
+            dimensions: None,
+            normalize: true,
+            max_tokens: None,
+            truncation: Truncation::End,
+        }
+    }
+}
+
+impl EmbedOptions {
+    /// Options for documents: no instruction.
+    pub fn documents() -> Self {
+        Self::default()
+    }
+
+    /// Options for queries with the default retrieval task.
+    pub fn queries() -> Self {
+        Self::default().with_task(Task::WebSearch)
+    }
+
+    /// Embeds as queries with one of Qwen's tasks.
+    pub fn with_task(mut self, task: Task) -> Self {
+        self.instruction = Instruction::Task(task);
+        self
+    }
+
+    /// Sets the instruction: a [`Task`], an [`Instruction`], or a string of your own.
+    pub fn with_instruction(mut self, instruction: impl Into<Instruction>) -> Self {
+        self.instruction = instruction.into();
+        self
+    }
+
+    /// Sets the Matryoshka output size.
+    pub fn with_dimensions(mut self, dimensions: usize) -> Self {
+        self.dimensions = Some(dimensions);
+        self
+    }
+
+    /// Turns L2 normalisation on or off.
+    pub fn with_normalize(mut self, normalize: bool) -> Self {
+        self.normalize = normalize;
+        self
+    }
+
+    /// Sets the token limit per text.
+    pub fn with_max_tokens(mut self, max_tokens: usize) -> Self {
+        self.max_tokens = Some(max_tokens);
+        self
+    }
+
+    /// Sets what happens to texts over the limit.
+    pub fn with_truncation(mut self, truncation: Truncation) -> Self {
+        self.truncation = truncation;
+        self
+    }
+}

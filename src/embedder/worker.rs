@@ -1,0 +1,219 @@
+//! The engine worker: one thread that owns the llama.cpp context and packs the sequences of
+//! every queued request into shared decodes.
+//!
+//! A `LlamaContext` cannot move between threads, and one context with batched decodes beats
+//! several contexts competing for the same cores, so every [`Embedder`](super::Embedder) clone
+//! talks to this one thread over a channel.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
+
+use crate::batch::{DecodeLimits, SCAN_LIMIT, context_size_for, pick_next};
+use crate::engine::{Context, ContextParams, Model};
+use crate::error::{Error, Result};
+
+/// Token sequences to embed, and where to send their hidden states.
+pub(crate) struct Job {
+    /// Sequences, each ending with the end-of-text token.
+    pub seqs: Vec<Vec<i32>>,
+    /// Receives `n_embd` floats per sequence, in input order, or the error that stopped it.
+    pub reply: Sender<Result<Vec<f32>>>,
+    /// Set by the requester when it no longer wants the result.
+    pub cancelled: Arc<AtomicBool>,
+}
+
+/// Fixed settings of the worker.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WorkerConfig {
+    /// The context shape used for ordinary decodes.
+    pub base: ContextParams,
+    /// The largest context ever needed (the longest allowed sequence).
+    pub max_context: usize,
+}
+
+/// A job being worked on.
+struct Active {
+    job: Job,
+    /// Indices of sequences not yet decoded, longest first, so a job's long sequences share
+    /// one enlarged context instead of alternating with short ones.
+    pending: Vec<usize>,
+    /// Which sequences have their row in `rows`.
+    done: Vec<bool>,
+    rows: Vec<f32>,
+    remaining: usize,
+}
+
+impl Active {
+    fn new(job: Job, n_embd: usize) -> Self {
+        let mut pending: Vec<usize> = (0..job.seqs.len()).collect();
+        pending.sort_by_key(|&i| std::cmp::Reverse(job.seqs[i].len()));
+        Self {
+            done: vec![false; job.seqs.len()],
+            rows: vec![0.0; job.seqs.len() * n_embd],
+            remaining: job.seqs.len(),
+            pending,
+            job,
+        }
+    }
+
+    fn cancelled(&self) -> bool {
+        self.job.cancelled.load(Ordering::Relaxed)
+    }
+}
+
+/// One sequence chosen for a decode: which active job, which of its sequences.
+#[derive(Clone, Copy)]
+struct Slot {
+    job: usize,
+    seq: usize,
+}
+
+/// Runs the worker until every sender is gone. `ready` receives the outcome of creating the
+/// first context, so configuration errors surface in `Embedder::new`.
+pub(crate) fn run(
+    model: Arc<Model>,
+    config: WorkerConfig,
+    jobs: Receiver<Job>,
+    ready: Sender<Result<()>>,
+) {
+    let mut context = match Context::new(&model, config.base) {
+        Ok(context) => {
+            let _ = ready.send(Ok(()));
+            Some(context)
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let n_embd = model.n_embd();
+    let mut queue: VecDeque<Active> = VecDeque::new();
+    loop {
+        if queue.is_empty() {
+            match jobs.recv() {
+                Ok(job) => queue.push_back(Active::new(job, n_embd)),
+                Err(_) => return,
+            }
+        }
+        while let Ok(job) = jobs.try_recv() {
+            queue.push_back(Active::new(job, n_embd));
+        }
+        queue.retain(|a| !a.cancelled());
+        let Some(slots) = plan(&queue, config) else {
+            continue;
+        };
+        let tokens: usize = slots.iter().map(|s| seq_len(&queue, *s)).sum();
+        let context = match fit_context(&model, &mut context, tokens, config) {
+            Ok(context) => context,
+            Err(e) => {
+                fail(&mut queue, &slots, e);
+                continue;
+            }
+        };
+        let seqs: Vec<&[i32]> = slots
+            .iter()
+            .map(|s| queue[s.job].job.seqs[s.seq].as_slice())
+            .collect();
+        match context.decode(&seqs) {
+            Ok(rows) => scatter(&mut queue, &slots, &rows, n_embd),
+            Err(e) => fail(&mut queue, &slots, e),
+        }
+        finish_done(&mut queue);
+    }
+}
+
+fn seq_len(queue: &VecDeque<Active>, slot: Slot) -> usize {
+    queue[slot.job].job.seqs[slot.seq].len()
+}
+
+/// Picks the next decode across all queued jobs, oldest first, and removes the picked
+/// sequences from their jobs' pending lists.
+fn plan(queue: &VecDeque<Active>, config: WorkerConfig) -> Option<Vec<Slot>> {
+    let candidates: Vec<Slot> = queue
+        .iter()
+        .enumerate()
+        .flat_map(|(job, a)| a.pending.iter().map(move |&seq| Slot { job, seq }))
+        .take(SCAN_LIMIT)
+        .collect();
+    let limits = DecodeLimits {
+        tokens: config.base.n_ctx as usize,
+        sequences: config.base.n_seq_max as usize,
+    };
+    let picked = pick_next(candidates.iter().map(|&s| seq_len(queue, s)), limits);
+    if picked.is_empty() {
+        return None;
+    }
+    Some(picked.into_iter().map(|i| candidates[i]).collect())
+}
+
+/// Returns a context that holds `tokens` tokens: grows it for a long sequence, and shrinks it
+/// back to the base size once a decode fits again, so a single long text does not keep a
+/// large KV cache alive. The old context is freed before the new one is made.
+fn fit_context<'c, 'm>(
+    model: &'m Model,
+    slot: &'c mut Option<Context<'m>>,
+    tokens: usize,
+    config: WorkerConfig,
+) -> Result<&'c mut Context<'m>> {
+    let base = config.base.n_ctx as usize;
+    let largest = config.max_context.next_multiple_of(256);
+    let wanted = context_size_for(tokens, base).min(largest);
+    if tokens > wanted {
+        return Err(Error::Compute(format!(
+            "a sequence of {tokens} tokens exceeds the largest context of {largest}"
+        )));
+    }
+    let current = slot.as_ref().map(|c| c.params().n_ctx as usize);
+    if current == Some(wanted) {
+        return Ok(slot.as_mut().expect("checked above"));
+    }
+    tracing::debug!(from = ?current, to = wanted, "resizing the llama.cpp context");
+    *slot = None;
+    let params = ContextParams {
+        n_ctx: wanted as u32,
+        ..config.base
+    };
+    Ok(slot.insert(Context::new(model, params)?))
+}
+
+/// Copies each decoded row into its job's result, in the job's input order.
+fn scatter(queue: &mut VecDeque<Active>, slots: &[Slot], rows: &[f32], n_embd: usize) {
+    for (slot, row) in slots.iter().zip(rows.chunks_exact(n_embd)) {
+        let active = &mut queue[slot.job];
+        active.rows[slot.seq * n_embd..(slot.seq + 1) * n_embd].copy_from_slice(row);
+        active.done[slot.seq] = true;
+        active.remaining -= 1;
+    }
+    for active in queue.iter_mut() {
+        let done = &active.done;
+        active.pending.retain(|&i| !done[i]);
+    }
+}
+
+/// Fails every job that had a sequence in a failed decode.
+fn fail(queue: &mut VecDeque<Active>, slots: &[Slot], error: Error) {
+    let message = error.to_string();
+    let mut failed: Vec<usize> = slots.iter().map(|s| s.job).collect();
+    failed.sort_unstable();
+    failed.dedup();
+    for &job in failed.iter().rev() {
+        if let Some(active) = queue.remove(job) {
+            let _ = active.job.reply.send(Err(Error::Compute(message.clone())));
+        }
+    }
+}
+
+/// Sends the results of completed jobs.
+fn finish_done(queue: &mut VecDeque<Active>) {
+    let mut i = 0;
+    while i < queue.len() {
+        if queue[i].remaining == 0 {
+            let active = queue.remove(i).expect("index in range");
+            let _ = active.job.reply.send(Ok(active.rows));
+        } else {
+            i += 1;
+        }
+    }
+}

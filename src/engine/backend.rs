@@ -1,0 +1,50 @@
+//! llama.cpp's process-wide state: the one-time backend initialisation and its log.
+
+use std::ffi::{CStr, c_char, c_void};
+use std::sync::OnceLock;
+
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_sys_2 as sys;
+
+/// The backend handle, kept for the life of the process. `None` when the host application
+/// initialised llama.cpp itself before us (llama-cpp-2 allows one initialisation per process).
+static BACKEND: OnceLock<Option<LlamaBackend>> = OnceLock::new();
+
+/// Initialises llama.cpp once per process and routes its log into `tracing`.
+pub(crate) fn ensure_initialized() {
+    BACKEND.get_or_init(|| {
+        // SAFETY: the callback is a plain function that never unwinds; the null user data is
+        // never dereferenced.
+        unsafe { sys::llama_log_set(Some(log_to_tracing), std::ptr::null_mut()) };
+        LlamaBackend::init().ok()
+    });
+}
+
+/// Forwards llama.cpp and ggml log lines to `tracing` under the target `llama_cpp`, one level
+/// quieter than llama.cpp's own: its errors are warnings to us (our own error says what failed),
+/// its chatty load-time info is debug output.
+unsafe extern "C" fn log_to_tracing(
+    level: sys::ggml_log_level,
+    text: *const c_char,
+    _: *mut c_void,
+) {
+    if text.is_null() {
+        return;
+    }
+    // SAFETY: llama.cpp passes a NUL-terminated string valid for the duration of the call.
+    let text = unsafe { CStr::from_ptr(text) }.to_string_lossy();
+    let line = text.trim_end();
+    // Progress dots and bare continuations carry no information.
+    if line
+        .trim_matches(|c: char| c == '.' || c.is_whitespace())
+        .is_empty()
+    {
+        return;
+    }
+    match level {
+        sys::GGML_LOG_LEVEL_ERROR => tracing::warn!(target: "llama_cpp", "{line}"),
+        sys::GGML_LOG_LEVEL_WARN => tracing::info!(target: "llama_cpp", "{line}"),
+        sys::GGML_LOG_LEVEL_INFO => tracing::debug!(target: "llama_cpp", "{line}"),
+        _ => tracing::trace!(target: "llama_cpp", "{line}"),
+    }
+}

@@ -1,0 +1,157 @@
+//! A loaded llama.cpp model: weights (memory-mapped) and vocabulary.
+
+use std::ffi::{CString, c_void};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use llama_cpp_sys_2 as sys;
+
+use super::backend;
+use crate::error::{Error, Result};
+
+/// A callback told the load progress (0.0 to 1.0); returning `false` cancels the load.
+pub type LoadProgress = dyn Fn(f32) -> bool + Send + Sync;
+
+/// How to load a model.
+#[derive(Default)]
+pub(crate) struct LoadParams<'a> {
+    /// Layers to place on the GPU (0: CPU only; negative: all).
+    pub gpu_layers: i32,
+    /// Devices to use (ggml device handles), or empty for llama.cpp's default choice.
+    pub devices: Vec<sys::ggml_backend_dev_t>,
+    /// Load progress, with cancellation.
+    pub progress: Option<&'a LoadProgress>,
+}
+
+/// A model loaded by llama.cpp.
+pub(crate) struct Model {
+    ptr: NonNull<sys::llama_model>,
+    vocab: NonNull<sys::llama_vocab>,
+    n_embd: usize,
+}
+
+// SAFETY: a llama_model is immutable once loaded; llama.cpp shares one model between contexts
+// on many threads (llama-server tokenizes on its HTTP threads), and tokenization keeps its
+// state per call.
+unsafe impl Send for Model {}
+// SAFETY: see above.
+unsafe impl Sync for Model {}
+
+/// What the progress trampoline needs: the caller's callback and whether it cancelled.
+struct ProgressState<'a> {
+    callback: &'a LoadProgress,
+    cancelled: AtomicBool,
+}
+
+unsafe extern "C" fn progress_trampoline(progress: f32, user: *mut c_void) -> bool {
+    // SAFETY: `user` points to the ProgressState that outlives the load call.
+    let state = unsafe { &*(user as *const ProgressState) };
+    let keep_going = catch_unwind(AssertUnwindSafe(|| (state.callback)(progress))).unwrap_or(false);
+    if !keep_going {
+        state.cancelled.store(true, Ordering::Relaxed);
+    }
+    keep_going
+}
+
+impl Model {
+    /// Loads a model that already passed our GGUF checks, memory-mapping its weights.
+    pub fn load(path: &Path, params: &LoadParams) -> Result<Self> {
+        backend::ensure_initialized();
+        let load_error = |reason: &str| Error::Load {
+            path: path.to_path_buf(),
+            reason: reason.to_string(),
+        };
+        let c_path = CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|_| load_error("the path contains a NUL byte"))?;
+
+        // SAFETY: default params are plain data.
+        let mut mp = unsafe { sys::llama_model_default_params() };
+        mp.n_gpu_layers = params.gpu_layers;
+        mp.load_mode = sys::LLAMA_LOAD_MODE_MMAP;
+        let mut devices = params.devices.clone();
+        if !devices.is_empty() {
+            devices.push(std::ptr::null_mut()); // the list is NULL-terminated
+            mp.devices = devices.as_mut_ptr();
+        }
+        let progress = params.progress.map(|callback| ProgressState {
+            callback,
+            cancelled: AtomicBool::new(false),
+        });
+        if let Some(state) = &progress {
+            mp.progress_callback = Some(progress_trampoline);
+            mp.progress_callback_user_data = state as *const ProgressState as *mut c_void;
+        }
+
+        // SAFETY: the path is NUL-terminated; `devices` and `progress` outlive the call.
+        let raw = unsafe { sys::llama_model_load_from_file(c_path.as_ptr(), mp) };
+        let Some(ptr) = NonNull::new(raw) else {
+            if progress.is_some_and(|p| p.cancelled.load(Ordering::Relaxed)) {
+                return Err(Error::LoadCancelled);
+            }
+            return Err(load_error(
+                "see llama.cpp's log (run with -v) for details; the file may be damaged",
+            ));
+        };
+        // SAFETY: `ptr` is a valid model; the vocabulary lives as long as the model.
+        let vocab = unsafe { sys::llama_model_get_vocab(ptr.as_ptr()) };
+        let n_embd = unsafe { sys::llama_model_n_embd(ptr.as_ptr()) };
+        let model = Self {
+            ptr,
+            vocab: NonNull::new(vocab.cast_mut()).ok_or_else(|| load_error("no vocabulary"))?,
+            n_embd: usize::try_from(n_embd).map_err(|_| load_error("negative n_embd"))?,
+        };
+        Ok(model)
+    }
+
+    /// The raw model, for creating contexts.
+    pub fn as_ptr(&self) -> *mut sys::llama_model {
+        self.ptr.as_ptr()
+    }
+
+    /// The hidden size.
+    pub fn n_embd(&self) -> usize {
+        self.n_embd
+    }
+
+    /// Tokenizes text without adding special tokens and without parsing them: user text that
+    /// contains `<|endoftext|>` stays text. Returns `None` when the text is too large for
+    /// llama.cpp (over 2 GiB).
+    pub fn tokenize(&self, text: &str) -> Option<Vec<i32>> {
+        let len = i32::try_from(text.len()).ok()?;
+        // Most text takes well under one token per two bytes; llama.cpp reports the exact
+        // count (negated) when the guess is short, and then we tokenize once more.
+        let mut tokens = vec![0i32; text.len() / 2 + 8];
+        for _attempt in 0..2 {
+            let capacity = i32::try_from(tokens.len()).ok()?;
+            // SAFETY: `text` is valid for `len` bytes, `tokens` for `capacity` entries.
+            let n = unsafe {
+                sys::llama_tokenize(
+                    self.vocab.as_ptr(),
+                    text.as_ptr().cast(),
+                    len,
+                    tokens.as_mut_ptr(),
+                    capacity,
+                    false,
+                    false,
+                )
+            };
+            match usize::try_from(n) {
+                Ok(n) => {
+                    tokens.truncate(n);
+                    return Some(tokens);
+                }
+                Err(_) => tokens.resize(n.unsigned_abs() as usize, 0),
+            }
+        }
+        None
+    }
+}
+
+impl Drop for Model {
+    fn drop(&mut self) {
+        // SAFETY: the model is valid and every context that borrowed it is gone.
+        unsafe { sys::llama_model_free(self.ptr.as_ptr()) };
+    }
+}

@@ -1,0 +1,86 @@
+//! The library's error type.
+
+use std::path::PathBuf;
+
+use crate::gguf::GgufError;
+
+/// Everything that can go wrong in gguf-embed. Messages say what happened and what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The model file is missing, unreadable, malformed, or not a model we can embed with.
+    #[error("{}: {source}", path.display())]
+    Model {
+        /// The model file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: GgufError,
+    },
+    /// llama.cpp refused to load a file that passed our checks.
+    #[error("llama.cpp could not load {}: {reason}", path.display())]
+    Load {
+        /// The model file.
+        path: PathBuf,
+        /// Why, as far as we know (llama.cpp's own log has details: run with `-v`).
+        reason: String,
+    },
+    /// The caller's progress callback asked to stop loading.
+    #[error("loading the model was cancelled")]
+    LoadCancelled,
+    /// An option is out of range or contradicts another.
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+    /// A text is longer than the token limit and the truncation policy is to fail.
+    #[error(
+        "input {index} has {tokens} tokens, more than the limit of {max}; shorten it, raise the \
+         limit, or allow truncation"
+    )]
+    TooLong {
+        /// The input's position.
+        index: usize,
+        /// How many tokens it has (instruction and end-of-text token included).
+        tokens: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A token id is outside the model's vocabulary.
+    #[error("input {index} holds token id {token}, outside the vocabulary of {vocab_size} tokens")]
+    InvalidToken {
+        /// The input's position.
+        index: usize,
+        /// The offending id.
+        token: i64,
+        /// The vocabulary size.
+        vocab_size: u64,
+    },
+    /// A text is too large for llama.cpp's tokenizer (more than 2 GiB).
+    #[error("input {index} is {bytes} bytes long, too large to tokenize")]
+    InputTooLarge {
+        /// The input's position.
+        index: usize,
+        /// Its length in bytes.
+        bytes: usize,
+    },
+    /// llama.cpp failed while computing embeddings.
+    #[error("llama.cpp failed to compute embeddings: {0}")]
+    Compute(String),
+    /// The request was cancelled before it finished.
+    #[error("the embedding request was cancelled")]
+    Cancelled,
+    /// The engine's worker thread is gone (it panicked or the embedder is shutting down).
+    #[error("the embedding engine stopped unexpectedly")]
+    EngineStopped,
+    /// An I/O error with the path it concerns.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

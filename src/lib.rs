@@ -1,0 +1,48 @@
+//! # gguf-embed
+//!
+//! Local text embeddings with [Qwen3-Embedding](https://huggingface.co/Qwen/Qwen3-Embedding-0.6B)
+//! GGUF models, run by llama.cpp, with every model fact handled for you: the `<|endoftext|>`
+//! token appended to each input, last-token pooling, L2 normalisation, Qwen's query
+//! instructions, NFC normalisation, and Matryoshka output sizes.
+//!
+//! ```no_run
+//! use gguf_embed::{EmbedOptions, Embedder, EmbedderOptions, Task};
+//!
+//! let embedder = Embedder::new("Qwen3-Embedding-0.6B-Q8_0.gguf", EmbedderOptions::default())?;
+//!
+//! // Documents are embedded as they are; queries with a task instruction.
+//! let docs = embedder.embed(
+//!     &["fn parse(s: &str) -> Json { ... }", "The capital of France is Paris."],
+//!     &EmbedOptions::documents(),
+//! )?;
+//! let query = embedder.embed(
+//!     &["json parser"],
+//!     &EmbedOptions::default().with_task(Task::CodeSearch).with_dimensions(256),
+//! )?;
+//! println!("{} dimensions, {} tokens", query[0].vector.len(), query[0].tokens);
+//! # Ok::<(), gguf_embed::Error>(())
+//! ```
+//!
+//! The pipeline, one module each: [`gguf`] validates and describes model files, [`prompt`]
+//! formats instructions, [`batch`] decides what shares a decode, the engine runs llama.cpp,
+//! [`vector`] truncates and normalises, and [`Embedder`] ties them together behind a
+//! thread-safe handle.
+
+#![warn(missing_docs)]
+
+pub mod batch;
+mod embedder;
+mod engine;
+mod error;
+pub mod gguf;
+pub mod prompt;
+pub mod vector;
+
+pub use embedder::{
+    DEFAULT_MAX_TOKENS, EmbedOptions, Embedder, EmbedderOptions, Embedding, MIN_DIMENSIONS,
+    PendingEmbeddings, Truncation, default_threads, inspect,
+};
+pub use engine::{FlashAttention, LoadProgress, OutputMode};
+pub use error::{Error, Result};
+pub use gguf::{GgufError, ModelInfo};
+pub use prompt::{Instruction, Task};

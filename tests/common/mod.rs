@@ -1,0 +1,98 @@
+//! Helpers shared by the integration tests: fixture paths and the reference vectors.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use gguf_embed::{Instruction, Task};
+use serde_json::Value;
+
+/// The committed tiny model with the real Qwen3 vocabulary (F32 weights).
+pub fn f32_model() -> PathBuf {
+    models_dir().join("tiny-qwen3-embedding-f32.gguf")
+}
+
+/// The same weights quantized to Q8_0.
+pub fn q8_model() -> PathBuf {
+    models_dir().join("tiny-qwen3-embedding-q8_0.gguf")
+}
+
+pub fn models_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
+}
+
+/// One reference case computed by Hugging Face transformers / tokenizers.
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub name: String,
+    pub text: String,
+    pub task: Option<String>,
+    pub prompt: String,
+    pub nfc_prompt: String,
+    pub token_ids: Vec<u32>,
+    /// transformers' vector with the float32 weights.
+    pub embedding: Vec<f32>,
+    /// transformers' vector with the weights as the Q8_0 file stores them (dequantized).
+    pub embedding_q8_0: Vec<f32>,
+}
+
+impl Case {
+    /// The instruction this case was embedded with.
+    pub fn instruction(&self) -> Instruction {
+        match &self.task {
+            None => Instruction::None,
+            Some(text) => Task::ALL
+                .into_iter()
+                .find(|t| t.instruction() == text)
+                .map(Instruction::Task)
+                .unwrap_or_else(|| Instruction::Custom(text.clone())),
+        }
+    }
+}
+
+/// The reference cases of `models/reference.json`.
+pub fn cases() -> &'static [Case] {
+    static CASES: OnceLock<Vec<Case>> = OnceLock::new();
+    CASES.get_or_init(|| {
+        let text = std::fs::read_to_string(models_dir().join("reference.json")).unwrap();
+        let doc: Value = serde_json::from_str(&text).unwrap();
+        doc["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| Case {
+                name: c["name"].as_str().unwrap().into(),
+                text: c["text"].as_str().unwrap().into(),
+                task: c["task"].as_str().map(str::to_string),
+                prompt: c["prompt"].as_str().unwrap().into(),
+                nfc_prompt: c["nfc_prompt"].as_str().unwrap().into(),
+                token_ids: c["token_ids"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_u64().unwrap() as u32)
+                    .collect(),
+                embedding: floats(&c["embedding"]),
+                embedding_q8_0: floats(&c["embedding_q8_0"]),
+            })
+            .collect()
+    })
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+/// One case by name.
+pub fn case(name: &str) -> &'static Case {
+    cases().iter().find(|c| c.name == name).unwrap()
+}
+
+/// The path of the built CLI.
+pub fn cli() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_gguf-embed"))
+}
