@@ -9,13 +9,14 @@ use crate::gguf::GgufError;
 #[non_exhaustive]
 pub enum Error {
     /// The model file is missing, unreadable, malformed, or not a model we can embed with.
-    #[error("{}: {source}", path.display())]
+    // The message includes the cause, so it is not also exposed as `source()`: printing the
+    // error chain would repeat it.
+    #[error("{}: {error}", path.display())]
     Model {
         /// The model file.
         path: PathBuf,
         /// What is wrong with it.
-        #[source]
-        source: GgufError,
+        error: GgufError,
     },
     /// llama.cpp refused to load a file that passed our checks.
     #[error("llama.cpp could not load {}: {reason}", path.display())]
@@ -72,13 +73,12 @@ pub enum Error {
     #[error("the embedding engine stopped unexpectedly")]
     EngineStopped,
     /// An I/O error with the path it concerns.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 

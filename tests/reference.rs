@@ -209,7 +209,10 @@ fn pre_tokenized_input_matches_text_input() {
     let e = f32_embedder();
     let c = case("chinese");
     let with_eot = e
-        .embed_tokens(std::slice::from_ref(&c.token_ids), &EmbedOptions::documents())
+        .embed_tokens(
+            std::slice::from_ref(&c.token_ids),
+            &EmbedOptions::documents(),
+        )
         .unwrap();
     let mut bare = c.token_ids.clone();
     bare.pop();

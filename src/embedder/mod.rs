@@ -390,9 +390,9 @@ fn check_max_tokens(max_tokens: usize, info: &ModelInfo) -> Result<()> {
 /// Validates a model file and summarises it, without loading it.
 pub fn inspect(path: impl AsRef<Path>) -> Result<ModelInfo> {
     let path = path.as_ref();
-    let model_error = |source| Error::Model {
+    let model_error = |error| Error::Model {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let file = GgufFile::open(path).map_err(model_error)?;
     ModelInfo::from_gguf(&file).map_err(model_error)

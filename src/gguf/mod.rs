@@ -297,7 +297,8 @@ impl<'a> Parser<'a> {
         let room = self.file_size().saturating_sub(self.pos as u64);
         if count.saturating_mul(min_size) > room {
             return Err(GgufError::Malformed(format!(
-                "the header announces {count} {what}, more than the file's {} bytes can hold",
+                "the header announces {count} {what}, more than the file's {} bytes can hold; \
+                 the file is truncated or corrupt: download it again",
                 self.file_size()
             )));
         }

@@ -1,0 +1,102 @@
+//! Build script: compiles the model catalog (`models/catalog.tsv`) into the binary after
+//! checking it, and records version information (git commit, llama-cpp-2 version).
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn main() {
+    println!("cargo:rerun-if-changed=models/catalog.tsv");
+    println!("cargo:rerun-if-changed=Cargo.toml");
+    println!("cargo:rerun-if-changed=.git/HEAD");
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+
+    let catalog = std::fs::read_to_string("models/catalog.tsv").expect("models/catalog.tsv");
+    let code = catalog_code(&catalog).unwrap_or_else(|e| panic!("models/catalog.tsv: {e}"));
+    std::fs::write(out.join("catalog.rs"), code).expect("write catalog.rs");
+
+    println!("cargo:rustc-env=GGUF_EMBED_GIT={}", git_commit());
+    println!(
+        "cargo:rustc-env=GGUF_EMBED_LLAMA_CPP_2={}",
+        llama_cpp_2_version()
+    );
+}
+
+/// Turns the catalog table into a Rust array of `CatalogEntry`, rejecting malformed rows.
+fn catalog_code(table: &str) -> Result<String, String> {
+    let mut code = String::from("&[\n");
+    let mut seen = std::collections::HashSet::new();
+    for (n, line) in table.lines().enumerate() {
+        let line_no = n + 1;
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let cols: Vec<&str> = line.split('\t').collect();
+        let [size, quant, dims, repo, file, bytes, sha256] = cols[..] else {
+            return Err(format!("line {line_no}: expected 7 tab-separated columns"));
+        };
+        if !seen.insert((size, quant)) {
+            return Err(format!("line {line_no}: {size} {quant} listed twice"));
+        }
+        let dims: u32 = dims
+            .parse()
+            .map_err(|_| format!("line {line_no}: bad dimensions"))?;
+        if repo.split('/').count() != 2 || !file.ends_with(".gguf") {
+            return Err(format!("line {line_no}: bad repository or file name"));
+        }
+        let bytes = match bytes {
+            "-" => "None".to_string(),
+            b => format!(
+                "Some({})",
+                b.parse::<u64>()
+                    .map_err(|_| format!("line {line_no}: bad size"))?
+            ),
+        };
+        let sha256 = match sha256 {
+            "-" => "None".to_string(),
+            h if h.len() == 64
+                && h.bytes()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) =>
+            {
+                format!("Some({h:?})")
+            }
+            _ => {
+                return Err(format!(
+                    "line {line_no}: sha256 must be 64 lowercase hex digits"
+                ));
+            }
+        };
+        writeln!(
+            code,
+            "    CatalogEntry {{ size: {size:?}, quant: {quant:?}, dimensions: {dims}, \
+             repo: {repo:?}, file: {file:?}, bytes: {bytes}, sha256: {sha256} }},"
+        )
+        .expect("write to String");
+    }
+    code.push(']');
+    Ok(code)
+}
+
+fn git_commit() -> String {
+    Command::new("git")
+        .args(["rev-parse", "--short=9", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown commit".into())
+}
+
+/// The exact llama-cpp-2 version pinned in Cargo.toml.
+fn llama_cpp_2_version() -> String {
+    let manifest = std::fs::read_to_string("Cargo.toml").expect("Cargo.toml");
+    manifest
+        .lines()
+        .find(|l| l.starts_with("llama-cpp-2 "))
+        .and_then(|l| l.split("version = \"=").nth(1))
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or("unknown")
+        .to_string()
+}

@@ -1,0 +1,191 @@
+//! The command line, as clap sees it.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use gguf_embed::{Instruction, Task, Truncation};
+
+use super::input::InputFormat;
+use super::output::OutputFormat;
+
+const EXAMPLES: &str = "\
+Examples:
+  gguf-embed \"The quick brown fox\"                     one vector, as JSON
+  gguf-embed --query \"how do I parse json in rust\"     a query (web-search instruction)
+  gguf-embed --task code-search \"read a file\"          a query with another task
+  cat docs.txt | gguf-embed -f jsonl > vectors.jsonl   one vector per input line
+  gguf-embed --input docs.jsonl --dim 256 -f npy -o v.npy
+  gguf-embed -m ./model.gguf inspect ./model.gguf      (see `gguf-embed inspect --help`)
+
+A text that is also a command name (like `inspect`) goes after `--`: gguf-embed -- inspect";
+
+/// Local Qwen3-Embedding text embeddings from GGUF models, run by llama.cpp.
+///
+/// With no command, embeds the TEXT arguments, or else one text per line of --input (stdin by
+/// default), and prints the vectors on stdout. Logs and warnings go to stderr.
+#[derive(Debug, Parser)]
+#[command(
+    name = "gguf-embed",
+    version = crate::cli::VERSION,
+    args_conflicts_with_subcommands = true,
+    after_help = EXAMPLES,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub embed: EmbedArgs,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// Options every command takes.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// More log output on stderr: -v info, -vv debug, -vvv trace (RUST_LOG overrides)
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// No progress bars; only errors on stderr
+    #[arg(long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a GGUF file and print what it says about the model
+    Inspect(InspectArgs),
+    /// Print a shell completion script
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Which model to load and how to run it.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// The model: a local .gguf file
+    #[arg(short, long, value_name = "SPEC", env = "GGUF_EMBED_MODEL")]
+    pub model: Option<String>,
+    /// Quantization of the official file, used when --model is absent: Q8_0 or F16
+    #[arg(short, long, value_name = "Q", default_value = "Q8_0")]
+    pub quant: String,
+    /// CPU threads [default: the physical cores]
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Tokens packed into one decode (memory grows with it)
+    #[arg(long, value_name = "N", default_value_t = 1024, hide_short_help = true)]
+    pub batch_tokens: usize,
+}
+
+/// How texts become prompts.
+#[derive(Debug, Clone, Args)]
+#[group(multiple = false)]
+pub struct PromptArgs {
+    /// Embed as queries with this instruction: "Instruct: T\nQuery:{text}"
+    #[arg(short, long, value_name = "T")]
+    pub instruction: Option<String>,
+    /// Embed as queries with the default retrieval task (web search)
+    #[arg(long)]
+    pub query: bool,
+    /// Embed as queries with a named task: web-search, similarity, bitext, code-search
+    #[arg(long, value_name = "NAME")]
+    pub task: Option<Task>,
+}
+
+impl PromptArgs {
+    /// The instruction these flags ask for (documents get none).
+    pub fn instruction(&self) -> Instruction {
+        if let Some(text) = &self.instruction {
+            Instruction::Custom(text.clone())
+        } else if let Some(task) = self.task {
+            Instruction::Task(task)
+        } else if self.query {
+            Instruction::query()
+        } else {
+            Instruction::None
+        }
+    }
+}
+
+/// What to do with texts over --max-tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TruncateArg {
+    /// Cut the end and warn
+    Yes,
+    /// Cut the start and warn
+    Start,
+    /// Fail
+    Error,
+}
+
+impl From<TruncateArg> for Truncation {
+    fn from(arg: TruncateArg) -> Self {
+        match arg {
+            TruncateArg::Yes => Truncation::End,
+            TruncateArg::Start => Truncation::Start,
+            TruncateArg::Error => Truncation::Error,
+        }
+    }
+}
+
+/// The embed command (the default).
+#[derive(Debug, Clone, Args)]
+pub struct EmbedArgs {
+    /// Texts to embed; with none, read --input (stdin by default)
+    #[arg(value_name = "TEXT")]
+    pub texts: Vec<String>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub prompt: PromptArgs,
+    /// Matryoshka output size (32 up to the model's 1024): truncate, then renormalise
+    #[arg(long, value_name = "N")]
+    pub dim: Option<usize>,
+    /// Output the raw last-token hidden state instead of a unit vector
+    #[arg(long)]
+    pub no_normalize: bool,
+    /// Token limit per text, instruction included [default: 8192]
+    #[arg(long, value_name = "N")]
+    pub max_tokens: Option<usize>,
+    /// Texts over --max-tokens: truncate (yes), truncate the start, or fail
+    #[arg(
+        long,
+        value_enum,
+        value_name = "yes|start|error",
+        default_value = "yes"
+    )]
+    pub truncate: TruncateArg,
+    /// Read texts from FILE, or stdin with -
+    #[arg(long, value_name = "FILE|-")]
+    pub input: Option<PathBuf>,
+    /// lines (one text per line) or jsonl ({"text":..,"id":..}) [default: jsonl for *.jsonl]
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub input_format: Option<InputFormat>,
+    /// Output: json (one array), jsonl (one object per input), f32 (raw floats), npy
+    #[arg(short, long, value_enum, default_value = "json")]
+    pub format: OutputFormat,
+    /// Write the output to FILE instead of stdout
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// Output of informational commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InfoFormat {
+    /// Aligned, readable text
+    Text,
+    /// JSON
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InspectArgs {
+    /// The GGUF file
+    pub file: PathBuf,
+    /// Output format
+    #[arg(short, long, value_enum, default_value = "text")]
+    pub format: InfoFormat,
+}

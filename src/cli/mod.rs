@@ -1,0 +1,108 @@
+//! The `gguf-embed` command line: a thin layer over the library that parses arguments,
+//! prints results on stdout and errors on stderr, and turns outcomes into exit codes
+//! (0 success, 1 failure, 2 usage).
+
+mod args;
+mod embed;
+mod input;
+mod inspect;
+mod model;
+mod output;
+mod progress;
+
+use std::io::{self, IsTerminal};
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+use tracing_subscriber::EnvFilter;
+
+use args::{Cli, Command, GlobalArgs};
+
+/// The version line: package version and the llama.cpp binding it was built with.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("GGUF_EMBED_GIT"),
+    ", llama-cpp-2 ",
+    env!("GGUF_EMBED_LLAMA_CPP_2"),
+    ")"
+);
+
+/// A mistake in how the command was called: reported like clap's errors, exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version print to stdout and succeed; real errors exit 2.
+            let _ = e.print();
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    init_logging(&cli.global);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => report(&e),
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        None => embed::run(cli.embed, &cli.global),
+        Some(Command::Inspect(args)) => inspect::run(&args),
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(shell, &mut Cli::command(), "gguf-embed", &mut io::stdout());
+            Ok(())
+        }
+    }
+}
+
+/// Prints an error on one line (`gguf-embed: what: why`) and picks the exit code.
+fn report(error: &anyhow::Error) -> ExitCode {
+    // A closed pipe (`gguf-embed ... | head`) is how pipelines end, not a failure.
+    if error
+        .chain()
+        .any(|e| io_error_kind(e) == Some(io::ErrorKind::BrokenPipe))
+    {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("gguf-embed: {error:#}");
+    if error.downcast_ref::<UsageError>().is_some() {
+        eprintln!("For more information, try '--help'.");
+        ExitCode::from(2)
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// The I/O error kind behind an error, also when serde_json wraps it.
+fn io_error_kind(error: &(dyn std::error::Error + 'static)) -> Option<io::ErrorKind> {
+    if let Some(e) = error.downcast_ref::<io::Error>() {
+        return Some(e.kind());
+    }
+    error
+        .downcast_ref::<serde_json::Error>()
+        .and_then(serde_json::Error::io_error_kind)
+}
+
+fn init_logging(global: &GlobalArgs) {
+    let default = match (global.quiet, global.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
+        .without_time()
+        .with_target(global.verbose >= 2)
+        .init();
+}
