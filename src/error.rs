@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::gguf::GgufError;
+use crate::hub::HubError;
 
 /// Everything that can go wrong in gguf-embed. Messages say what happened and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +19,9 @@ pub enum Error {
         /// What is wrong with it.
         error: GgufError,
     },
+    /// Finding or downloading the model failed.
+    #[error(transparent)]
+    Hub(#[from] HubError),
     /// llama.cpp refused to load a file that passed our checks.
     #[error("llama.cpp could not load {}: {reason}", path.display())]
     Load {

@@ -23,7 +23,8 @@
 //! # Ok::<(), gguf_embed::Error>(())
 //! ```
 //!
-//! The pipeline, one module each: [`gguf`] validates and describes model files, [`prompt`]
+//! The pipeline, one module each: [`hub`] finds or downloads the model file into the Hugging
+//! Face cache, [`gguf`] validates and describes model files, [`prompt`]
 //! formats instructions, [`batch`] decides what shares a decode, the engine runs llama.cpp,
 //! [`vector`] truncates and normalises, and [`Embedder`] ties them together behind a
 //! thread-safe handle.
@@ -35,6 +36,7 @@ mod embedder;
 mod engine;
 mod error;
 pub mod gguf;
+pub mod hub;
 pub mod prompt;
 pub mod vector;
 

@@ -333,7 +333,7 @@ fn bad_model_files_get_clear_errors() {
     let missing = run(&["-m", "/no/such/model.gguf", "hello"], b"");
     assert_eq!(missing.status.code(), Some(1));
     assert!(
-        stderr(&missing).contains("No such file"),
+        stderr(&missing).contains("/no/such/model.gguf: no such file"),
         "{}",
         stderr(&missing)
     );

@@ -55,6 +55,9 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Validate a GGUF file and print what it says about the model
     Inspect(InspectArgs),
+    /// Manage the model cache: list, pull, path, verify, rm
+    #[command(subcommand)]
+    Models(ModelsCommand),
     /// Print a shell completion script
     Completions {
         /// The shell
@@ -63,15 +66,30 @@ pub enum Command {
     },
 }
 
+/// Which model file: a spec, or the official file of a size and quantization.
+#[derive(Debug, Clone, Args)]
+pub struct SourceArgs {
+    /// The model: a .gguf path, hf:OWNER/REPO/FILE.gguf[@REV], or a catalog name such as
+    /// Qwen/Qwen3-Embedding-0.6B [default: the official 0.6B file]
+    #[arg(short, long, value_name = "SPEC", env = "GGUF_EMBED_MODEL")]
+    pub model: Option<String>,
+    /// Quantization of the official file: Q8_0 or F16 (4B and 8B also Q4_K_M, Q5_0, Q5_K_M,
+    /// Q6_K)
+    #[arg(short, long, value_name = "Q", default_value = "Q8_0")]
+    pub quant: String,
+    /// Size of the official model: 0.6B, 4B or 8B
+    #[arg(long, value_name = "SIZE", default_value = "0.6B")]
+    pub size: String,
+    /// Never touch the network: use the cache only (also HF_HUB_OFFLINE=1)
+    #[arg(long)]
+    pub offline: bool,
+}
+
 /// Which model to load and how to run it.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
-    /// The model: a local .gguf file
-    #[arg(short, long, value_name = "SPEC", env = "GGUF_EMBED_MODEL")]
-    pub model: Option<String>,
-    /// Quantization of the official file, used when --model is absent: Q8_0 or F16
-    #[arg(short, long, value_name = "Q", default_value = "Q8_0")]
-    pub quant: String,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// CPU threads [default: the physical cores]
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -179,6 +197,58 @@ pub enum InfoFormat {
     Text,
     /// JSON
     Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// List the official models and every GGUF file in the cache
+    List {
+        /// Output format
+        #[arg(short, long, value_enum, default_value = "text")]
+        format: InfoFormat,
+        /// Never touch the network (listing never does; accepted for symmetry)
+        #[arg(long, hide = true)]
+        offline: bool,
+    },
+    /// Download a model into the cache (checks the Hub for a newer revision)
+    Pull(ModelsSpecArgs),
+    /// Print the local path of a cached model (downloads nothing)
+    Path(ModelsSpecArgs),
+    /// Re-hash cached models and compare with their pinned or published sha256
+    Verify {
+        /// The model [default: every cached GGUF file]
+        #[arg(value_name = "SPEC")]
+        spec: Option<String>,
+        /// Quantization for a catalog name without one
+        #[arg(short, long, value_name = "Q", default_value = "Q8_0")]
+        quant: String,
+        /// Output format
+        #[arg(short, long, value_enum, default_value = "text")]
+        format: InfoFormat,
+    },
+    /// Remove a model from the cache
+    Rm(ModelsSpecArgs),
+}
+
+/// A model named for a `models` command.
+#[derive(Debug, Clone, Args)]
+pub struct ModelsSpecArgs {
+    /// The model: hf:OWNER/REPO/FILE.gguf[@REV] or a catalog name [default: the official file
+    /// of --size and --quant]
+    #[arg(value_name = "SPEC")]
+    pub spec: Option<String>,
+    /// Quantization of the official file
+    #[arg(short, long, value_name = "Q", default_value = "Q8_0")]
+    pub quant: String,
+    /// Size of the official model: 0.6B, 4B or 8B
+    #[arg(long, value_name = "SIZE", default_value = "0.6B")]
+    pub size: String,
+    /// Never touch the network (also HF_HUB_OFFLINE=1)
+    #[arg(long)]
+    pub offline: bool,
+    /// Output format
+    #[arg(short, long, value_enum, default_value = "text")]
+    pub format: InfoFormat,
 }
 
 #[derive(Debug, Clone, Args)]

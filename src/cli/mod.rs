@@ -7,6 +7,7 @@ mod embed;
 mod input;
 mod inspect;
 mod model;
+mod models;
 mod output;
 mod progress;
 
@@ -54,6 +55,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => embed::run(cli.embed, &cli.global),
         Some(Command::Inspect(args)) => inspect::run(&args),
+        Some(Command::Models(command)) => models::run(command, &cli.global),
         Some(Command::Completions { shell }) => {
             clap_complete::generate(shell, &mut Cli::command(), "gguf-embed", &mut io::stdout());
             Ok(())

@@ -1,19 +1,84 @@
-//! Turning the model options into a loaded embedder.
+//! Turning the model options into a local file (downloading it if needed) and an embedder.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
 
 use anyhow::{Context, Result};
+use gguf_embed::hub::{DownloadEvent, Hub, HubConfig, ModelSpec};
 use gguf_embed::{Embedder, EmbedderOptions};
+use indicatif::ProgressBar;
 
-use super::UsageError;
-use super::args::{GlobalArgs, ModelArgs};
+use super::args::{GlobalArgs, ModelArgs, SourceArgs};
+use super::progress;
+
+/// The spec the options name: `--model`, or the official file of `--size` and `--quant`.
+pub fn spec(model: Option<&str>, size: &str, quant: &str) -> Result<ModelSpec> {
+    Ok(match model {
+        Some(spec) => ModelSpec::parse(spec, quant)?,
+        None => ModelSpec::official(size, quant)?,
+    })
+}
+
+/// A hub client for the environment, offline if asked, drawing a download bar on a terminal.
+pub fn hub(offline: bool, global: &GlobalArgs) -> Hub {
+    let config = HubConfig::from_env();
+    let offline = offline || config.offline;
+    let hub = Hub::new(config.with_offline(offline));
+    let show = progress::enabled(global.quiet);
+    let bar: Mutex<Option<ProgressBar>> = Mutex::new(None);
+    hub.with_progress(move |event| {
+        let Ok(mut bar) = bar.lock() else { return };
+        match event {
+            DownloadEvent::Waiting { file } => {
+                tracing::info!("waiting for another process that is downloading {file}");
+            }
+            DownloadEvent::Started {
+                file,
+                total,
+                resumed_from,
+            } => {
+                if *resumed_from > 0 {
+                    tracing::info!("resuming the download of {file} at byte {resumed_from}");
+                }
+                let b = progress::download(show, file, *total);
+                b.set_position(*resumed_from);
+                *bar = Some(b);
+            }
+            DownloadEvent::Progress { downloaded, .. } => {
+                if let Some(b) = bar.as_ref() {
+                    b.set_position(*downloaded);
+                }
+            }
+            DownloadEvent::Verifying { file } => {
+                if let Some(b) = bar.as_ref() {
+                    b.set_message(format!("{file}: checking sha256"));
+                }
+            }
+            DownloadEvent::Finished { file } => {
+                if let Some(b) = bar.take() {
+                    b.finish_and_clear();
+                }
+                tracing::info!("downloaded and verified {file}");
+            }
+            _ => {}
+        }
+    })
+}
+
+/// The local model file for the options, downloaded and verified if needed.
+pub fn resolve(source: &SourceArgs, global: &GlobalArgs) -> Result<PathBuf> {
+    let spec = spec(source.model.as_deref(), &source.size, &source.quant)?;
+    let path = hub(source.offline, global).resolve(&spec)?;
+    tracing::info!("model {spec} at {}", path.display());
+    Ok(path)
+}
 
 /// Finds the model file and loads it.
-pub fn load(args: &ModelArgs, _global: &GlobalArgs) -> Result<Embedder> {
-    let Some(spec) = &args.model else {
-        return Err(UsageError("no model given: use --model FILE.gguf".into()).into());
-    };
+pub fn load(args: &ModelArgs, global: &GlobalArgs) -> Result<Embedder> {
+    let path = resolve(&args.source, global)?;
     let mut options = EmbedderOptions::default().with_batch_tokens(args.batch_tokens);
     if let Some(threads) = args.threads {
         options = options.with_threads(threads);
     }
-    Embedder::new(spec, options).context("cannot load the model")
+    Embedder::new(&path, options).context("cannot load the model")
 }

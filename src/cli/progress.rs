@@ -45,3 +45,15 @@ pub fn embedding(enabled: bool, total_bytes: Option<u64>) -> ProgressBar {
     bar.enable_steady_tick(Duration::from_millis(200));
     hidden_unless(enabled, bar)
 }
+
+/// A bar for a download of `total` bytes: size, speed and ETA.
+pub fn download(enabled: bool, name: &str, total: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total).with_style(
+        ProgressStyle::with_template(
+            "{msg} {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+        )
+        .expect("valid template"),
+    );
+    bar.set_message(name.to_string());
+    hidden_unless(enabled, bar)
+}

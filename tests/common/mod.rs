@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: fixture paths and the reference vectors.
 #![allow(dead_code)]
 
+pub mod mock_hub;
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
