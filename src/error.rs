@@ -70,6 +70,14 @@ pub enum Error {
     /// llama.cpp failed while computing embeddings.
     #[error("llama.cpp failed to compute embeddings: {0}")]
     Compute(String),
+    /// Too many inputs are already waiting; try again shortly.
+    #[error("the embedder is busy: {queued} inputs are waiting (limit {limit}); try again shortly")]
+    Busy {
+        /// Inputs waiting or running.
+        queued: usize,
+        /// The configured limit.
+        limit: usize,
+    },
     /// The request was cancelled before it finished.
     #[error("the embedding request was cancelled")]
     Cancelled,

@@ -38,11 +38,13 @@ mod error;
 pub mod gguf;
 pub mod hub;
 pub mod prompt;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod vector;
 
 pub use embedder::{
-    DEFAULT_MAX_TOKENS, EmbedOptions, Embedder, EmbedderOptions, Embedding, MIN_DIMENSIONS,
-    PendingEmbeddings, Truncation, default_threads, inspect,
+    DEFAULT_MAX_TOKENS, DecodeObserver, DecodeStats, EmbedOptions, Embedder, EmbedderOptions,
+    Embedding, MIN_DIMENSIONS, PendingEmbeddings, Truncation, default_threads, inspect,
 };
 pub use engine::{FlashAttention, LoadProgress, OutputMode};
 pub use error::{Error, Result};

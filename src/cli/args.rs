@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
-use gguf_embed::{Instruction, Task, Truncation};
+use gguf_embed::{FlashAttention, Instruction, Task, Truncation};
 
 use super::input::InputFormat;
 use super::output::OutputFormat;
@@ -58,6 +58,11 @@ pub enum Command {
     /// Manage the model cache: list, pull, path, verify, rm
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Serve the OpenAI, Ollama and TEI embedding APIs over HTTP
+    #[cfg(feature = "server")]
+    Serve(Box<super::serve::ServeArgs>),
+    /// Measure this engine's throughput, latency and memory on a corpus
+    Bench(Box<super::bench::BenchArgs>),
     /// Print a shell completion script
     Completions {
         /// The shell
@@ -94,8 +99,47 @@ pub struct ModelArgs {
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// Tokens packed into one decode (memory grows with it)
-    #[arg(long, value_name = "N", default_value_t = 1024, hide_short_help = true)]
+    #[arg(long, value_name = "N", default_value_t = 512, hide_short_help = true)]
     pub batch_tokens: usize,
+    /// Sequences packed into one decode (at most 256)
+    #[arg(long, value_name = "N", default_value_t = 32, hide_short_help = true)]
+    pub batch_sequences: usize,
+    /// Flash attention
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "auto",
+        hide_short_help = true
+    )]
+    pub flash_attn: FlashAttnArg,
+    /// Run llama.cpp's own embedding mode (LM head on every token): slower, for comparison
+    #[arg(long, hide_short_help = true)]
+    pub llama_embedding_mode: bool,
+    /// Decode texts in input order instead of longest first (for measurements)
+    #[arg(long, hide = true)]
+    pub no_sort: bool,
+}
+
+/// `--flash-attn` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FlashAttnArg {
+    /// llama.cpp decides
+    Auto,
+    /// Always on
+    On,
+    /// Always off
+    Off,
+}
+
+impl From<FlashAttnArg> for FlashAttention {
+    fn from(arg: FlashAttnArg) -> Self {
+        match arg {
+            FlashAttnArg::Auto => FlashAttention::Auto,
+            FlashAttnArg::On => FlashAttention::On,
+            FlashAttnArg::Off => FlashAttention::Off,
+        }
+    }
 }
 
 /// How texts become prompts.

@@ -9,8 +9,8 @@ use super::args::{InfoFormat, InspectArgs};
 pub fn run(args: &InspectArgs) -> Result<()> {
     let info = gguf_embed::inspect(&args.file)?;
     match args.format {
-        InfoFormat::Json => println!("{}", serde_json::to_string_pretty(&info)?),
-        InfoFormat::Text => print!("{}", render(&info)),
+        InfoFormat::Json => outln!("{}", serde_json::to_string_pretty(&info)?)?,
+        InfoFormat::Text => out!("{}", render(&info))?,
     }
     Ok(())
 }

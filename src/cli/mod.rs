@@ -2,7 +2,25 @@
 //! prints results on stdout and errors on stderr, and turns outcomes into exit codes
 //! (0 success, 1 failure, 2 usage).
 
+/// Writes to stdout and returns the I/O result, so a closed pipe ends the command quietly
+/// instead of panicking like `print!`.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// `out!` with a newline.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 mod args;
+mod bench;
 mod embed;
 mod input;
 mod inspect;
@@ -10,6 +28,8 @@ mod model;
 mod models;
 mod output;
 mod progress;
+#[cfg(feature = "server")]
+mod serve;
 
 use std::io::{self, IsTerminal};
 use std::process::ExitCode;
@@ -56,8 +76,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         None => embed::run(cli.embed, &cli.global),
         Some(Command::Inspect(args)) => inspect::run(&args),
         Some(Command::Models(command)) => models::run(command, &cli.global),
+        Some(Command::Bench(args)) => bench::run(*args, &cli.global),
+        #[cfg(feature = "server")]
+        Some(Command::Serve(args)) => serve::run(*args, &cli.global),
         Some(Command::Completions { shell }) => {
-            clap_complete::generate(shell, &mut Cli::command(), "gguf-embed", &mut io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "gguf-embed", &mut script);
+            io::Write::write_all(&mut io::stdout().lock(), &script)?;
             Ok(())
         }
     }

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 use gguf_embed::hub::{DownloadEvent, Hub, HubConfig, ModelSpec};
-use gguf_embed::{Embedder, EmbedderOptions};
+use gguf_embed::{Embedder, EmbedderOptions, OutputMode};
 use indicatif::ProgressBar;
 
 use super::args::{GlobalArgs, ModelArgs, SourceArgs};
@@ -76,9 +76,21 @@ pub fn resolve(source: &SourceArgs, global: &GlobalArgs) -> Result<PathBuf> {
 /// Finds the model file and loads it.
 pub fn load(args: &ModelArgs, global: &GlobalArgs) -> Result<Embedder> {
     let path = resolve(&args.source, global)?;
-    let mut options = EmbedderOptions::default().with_batch_tokens(args.batch_tokens);
+    Embedder::new(&path, embedder_options(args)).context("cannot load the model")
+}
+
+/// The engine options the flags ask for.
+pub fn embedder_options(args: &ModelArgs) -> EmbedderOptions {
+    let mut options = EmbedderOptions::default()
+        .with_batch_tokens(args.batch_tokens)
+        .with_batch_sequences(args.batch_sequences)
+        .with_flash_attention(args.flash_attn.into())
+        .with_sort_by_length(!args.no_sort);
+    if args.llama_embedding_mode {
+        options = options.with_output_mode(OutputMode::LlamaEmbeddings);
+    }
     if let Some(threads) = args.threads {
         options = options.with_threads(threads);
     }
-    Embedder::new(&path, options).context("cannot load the model")
+    options
 }

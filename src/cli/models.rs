@@ -56,7 +56,7 @@ fn list(format: InfoFormat, global: &GlobalArgs) -> Result<()> {
                 })
                 .collect();
             let doc = json!({"cache_dir": cache_dir, "catalog": official, "cached": cached});
-            println!("{}", serde_json::to_string_pretty(&doc)?);
+            outln!("{}", serde_json::to_string_pretty(&doc)?)?;
         }
         InfoFormat::Text => {
             let mut rows = vec![vec![
@@ -82,11 +82,11 @@ fn list(format: InfoFormat, global: &GlobalArgs) -> Result<()> {
                     format!("{}/{}", e.repo, e.file),
                 ]);
             }
-            println!("Official Qwen3-Embedding files (default: 0.6B Q8_0):");
-            print!("{}", table(&rows));
-            println!("\nGGUF files in the cache at {}:", cache_dir.display());
+            outln!("Official Qwen3-Embedding files (default: 0.6B Q8_0):")?;
+            out!("{}", table(&rows))?;
+            outln!("\nGGUF files in the cache at {}:", cache_dir.display())?;
             if cached.is_empty() {
-                println!("  (none)");
+                outln!("  (none)")?;
             } else {
                 let mut rows = vec![vec![
                     "BYTES".into(),
@@ -107,7 +107,7 @@ fn list(format: InfoFormat, global: &GlobalArgs) -> Result<()> {
                         c.path.display().to_string(),
                     ]);
                 }
-                print!("{}", table(&rows));
+                out!("{}", table(&rows))?;
             }
         }
     }
@@ -165,11 +165,11 @@ fn path(args: &ModelsSpecArgs, global: &GlobalArgs) -> Result<()> {
 
 fn print_path(file: &HubFile, path: &std::path::Path, format: InfoFormat) -> Result<()> {
     match format {
-        InfoFormat::Text => println!("{}", path.display()),
-        InfoFormat::Json => println!(
+        InfoFormat::Text => outln!("{}", path.display())?,
+        InfoFormat::Json => outln!(
             "{}",
             json!({"spec": file.to_string(), "path": path, "bytes": std::fs::metadata(path)?.len()})
-        ),
+        )?,
     }
     Ok(())
 }
@@ -194,20 +194,20 @@ fn verify(spec: Option<&str>, quant: &str, format: InfoFormat, global: &GlobalAr
         results.push(hub.verify(cached)?);
     }
     match format {
-        InfoFormat::Json => println!("{}", serde_json::to_string_pretty(&results)?),
+        InfoFormat::Json => outln!("{}", serde_json::to_string_pretty(&results)?)?,
         InfoFormat::Text => {
             for r in &results {
                 let what = format!("hf:{}/{}", r.file.repo, r.file.file);
                 match (&r.expected, r.ok) {
-                    (_, true) => println!("ok        {what}  sha256 {}", r.actual),
-                    (Some(expected), false) => println!(
+                    (_, true) => outln!("ok        {what}  sha256 {}", r.actual)?,
+                    (Some(expected), false) => outln!(
                         "MISMATCH  {what}  expected sha256 {expected}, found {}",
                         r.actual
-                    ),
-                    (None, false) => println!(
+                    )?,
+                    (None, false) => outln!(
                         "unknown   {what}  sha256 {} (nothing to compare with)",
                         r.actual
-                    ),
+                    )?,
                 }
             }
         }
@@ -232,17 +232,17 @@ fn remove(args: &ModelsSpecArgs, global: &GlobalArgs) -> Result<()> {
         bail!("{file} is not in the cache");
     }
     match args.format {
-        InfoFormat::Json => println!(
+        InfoFormat::Json => outln!(
             "{}",
             json!({"removed": removed.iter().map(|r| &r.path).collect::<Vec<_>>(), "freed_bytes": freed})
-        ),
-        InfoFormat::Text => println!(
+        )?,
+        InfoFormat::Text => outln!(
             "removed {} ({} entr{}, {} freed)",
             file,
             removed.len(),
             if removed.len() == 1 { "y" } else { "ies" },
             human_bytes(freed)
-        ),
+        )?,
     }
     Ok(())
 }

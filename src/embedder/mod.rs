@@ -3,20 +3,24 @@
 mod options;
 mod worker;
 
+use std::ops::Range;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-pub use options::{DEFAULT_MAX_TOKENS, EmbedOptions, EmbedderOptions, MIN_DIMENSIONS, Truncation};
+pub use options::{
+    DEFAULT_MAX_TOKENS, DecodeObserver, DecodeStats, EmbedOptions, EmbedderOptions, MIN_DIMENSIONS,
+    Truncation,
+};
 
 use crate::engine::{ContextParams, LoadParams, Model};
 use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, ModelInfo};
 use crate::prompt::Instruction;
 use crate::vector;
-use worker::{Job, WorkerConfig};
+use worker::{Job, Shared, WorkerConfig};
 
 /// llama.cpp's limit on sequences in one context.
 const MAX_SEQUENCES: usize = 256;
@@ -58,6 +62,8 @@ struct Inner {
     model: Arc<Model>,
     info: ModelInfo,
     default_max_tokens: usize,
+    max_queued: Option<usize>,
+    queued: Arc<AtomicUsize>,
     jobs: Mutex<Option<Sender<Job>>>,
     worker: Mutex<Option<JoinHandle<()>>>,
 }
@@ -85,20 +91,26 @@ impl Embedder {
     /// llama.cpp and starts the engine thread.
     pub fn new(path: impl AsRef<Path>, options: EmbedderOptions) -> Result<Self> {
         let path = path.as_ref();
-        let info = inspect(path)?;
+        let (info, sparse_ranges) = open_model_file(path)?;
         let config = worker_config(&info, &options)?;
         let progress = options.load_progress.as_deref();
         let params = LoadParams {
             progress,
+            sparse_ranges,
             ..LoadParams::default()
         };
         let model = Arc::new(Model::load(path, &params)?);
         let (jobs, job_rx) = mpsc::channel();
         let (ready_tx, ready_rx) = mpsc::channel();
         let worker_model = Arc::clone(&model);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let shared = Shared {
+            queued: Arc::clone(&queued),
+            observer: options.on_decode.clone(),
+        };
         let worker = std::thread::Builder::new()
             .name("gguf-embed-engine".into())
-            .spawn(move || worker::run(worker_model, config, job_rx, ready_tx))
+            .spawn(move || worker::run(worker_model, config, shared, job_rx, ready_tx))
             .map_err(|e| Error::Compute(format!("cannot start the engine thread: {e}")))?;
         if let Err(e) = ready_rx.recv().unwrap_or(Err(Error::EngineStopped)) {
             let _ = worker.join();
@@ -110,6 +122,8 @@ impl Embedder {
                 model,
                 info,
                 default_max_tokens: options.max_tokens,
+                max_queued: options.max_queued,
+                queued,
                 jobs: Mutex::new(Some(jobs)),
                 worker: Mutex::new(Some(worker)),
             }),
@@ -119,6 +133,11 @@ impl Embedder {
     /// What the model file says about itself.
     pub fn info(&self) -> &ModelInfo {
         &self.inner.info
+    }
+
+    /// Inputs waiting or being embedded right now (the queue depth).
+    pub fn queued(&self) -> usize {
+        self.inner.queued.load(Ordering::Relaxed)
     }
 
     /// The full output dimension (the model's hidden size).
@@ -256,16 +275,23 @@ impl Embedder {
         let cancelled = Arc::new(AtomicBool::new(false));
         let n = sequences.len();
         if n > 0 {
+            self.reserve(n)?;
             let job = Job {
                 seqs: sequences,
                 reply,
                 cancelled: Arc::clone(&cancelled),
             };
-            let jobs = self.inner.jobs.lock().map_err(|_| Error::EngineStopped)?;
-            jobs.as_ref()
-                .ok_or(Error::EngineStopped)?
-                .send(job)
-                .map_err(|_| Error::EngineStopped)?;
+            let sent = self
+                .inner
+                .jobs
+                .lock()
+                .ok()
+                .and_then(|jobs| jobs.as_ref().map(|j| j.send(job).is_ok()))
+                .unwrap_or(false);
+            if !sent {
+                self.inner.queued.fetch_sub(n, Ordering::Relaxed);
+                return Err(Error::EngineStopped);
+            }
         }
         Ok(PendingEmbeddings {
             result: (n > 0).then_some(result),
@@ -276,6 +302,22 @@ impl Embedder {
             tokens,
             truncated,
         })
+    }
+
+    /// Counts `n` more inputs in the queue, or refuses them when that would pass the limit.
+    fn reserve(&self, n: usize) -> Result<()> {
+        let queued = &self.inner.queued;
+        let Some(limit) = self.inner.max_queued else {
+            queued.fetch_add(n, Ordering::Relaxed);
+            return Ok(());
+        };
+        queued
+            // A request larger than the whole limit still runs when nothing else waits.
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                (q == 0 || q + n <= limit).then_some(q + n)
+            })
+            .map(|_| ())
+            .map_err(|q| Error::Busy { queued: q, limit })
     }
 
     fn check_options(&self, options: &EmbedOptions) -> Result<CheckedOptions> {
@@ -389,13 +431,23 @@ fn check_max_tokens(max_tokens: usize, info: &ModelInfo) -> Result<()> {
 
 /// Validates a model file and summarises it, without loading it.
 pub fn inspect(path: impl AsRef<Path>) -> Result<ModelInfo> {
-    let path = path.as_ref();
+    open_model_file(path.as_ref()).map(|(info, _)| info)
+}
+
+/// Validates a model file; returns its summary and the file ranges of the weights our path
+/// reads only sparsely (the token embeddings, and an untied LM head).
+fn open_model_file(path: &Path) -> Result<(ModelInfo, Vec<Range<u64>>)> {
     let model_error = |error| Error::Model {
         path: path.to_path_buf(),
         error,
     };
     let file = GgufFile::open(path).map_err(model_error)?;
-    ModelInfo::from_gguf(&file).map_err(model_error)
+    let info = ModelInfo::from_gguf(&file).map_err(model_error)?;
+    let sparse = ["token_embd.weight", "output.weight"]
+        .iter()
+        .filter_map(|name| file.tensor_file_range(name))
+        .collect();
+    Ok((info, sparse))
 }
 
 fn worker_config(info: &ModelInfo, options: &EmbedderOptions) -> Result<WorkerConfig> {
@@ -425,6 +477,7 @@ fn worker_config(info: &ModelInfo, options: &EmbedderOptions) -> Result<WorkerCo
             mode: options.output_mode,
         },
         max_context: info.context_length as usize,
+        sort_by_length: options.sort_by_length,
     })
 }
 

@@ -4,6 +4,23 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::engine::{FlashAttention, LoadProgress, OutputMode};
+
+/// What one decode did, for observers (metrics, logs).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct DecodeStats {
+    /// Sequences decoded together.
+    pub sequences: usize,
+    /// Their tokens.
+    pub tokens: usize,
+    /// How many separate requests (`embed`/`submit` calls) they came from.
+    pub requests: usize,
+    /// Wall time of the decode, in seconds.
+    pub seconds: f64,
+}
+
+/// A callback told about every decode.
+pub type DecodeObserver = dyn Fn(&DecodeStats) + Send + Sync;
 use crate::prompt::{Instruction, Task};
 
 /// The smallest Matryoshka output size Qwen3-Embedding was trained for.
@@ -30,20 +47,31 @@ pub struct EmbedderOptions {
     pub flash_attention: FlashAttention,
     /// How hidden states are read from llama.cpp (the default is the fast path).
     pub output_mode: OutputMode,
+    /// Decode each request's longest texts first (default): long texts then share one
+    /// enlarged context. Off keeps input order (for measurements).
+    pub sort_by_length: bool,
     /// Called with the load progress (0.0 to 1.0); returning `false` cancels loading.
     pub load_progress: Option<Arc<LoadProgress>>,
+    /// The most inputs that may wait or run at once; a request that would exceed it fails
+    /// at once with [`Error::Busy`](crate::Error::Busy) instead of queueing. `None`: no limit.
+    pub max_queued: Option<usize>,
+    /// Called after every decode (on the engine thread: keep it cheap).
+    pub on_decode: Option<Arc<DecodeObserver>>,
 }
 
 impl Default for EmbedderOptions {
     fn default() -> Self {
         Self {
             threads: None,
-            batch_tokens: 1024,
-            batch_sequences: 64,
+            batch_tokens: 512,
+            batch_sequences: 32,
             max_tokens: DEFAULT_MAX_TOKENS,
             flash_attention: FlashAttention::Auto,
             output_mode: OutputMode::LastToken,
+            sort_by_length: true,
             load_progress: None,
+            max_queued: None,
+            on_decode: None,
         }
     }
 }
@@ -57,7 +85,10 @@ impl fmt::Debug for EmbedderOptions {
             .field("max_tokens", &self.max_tokens)
             .field("flash_attention", &self.flash_attention)
             .field("output_mode", &self.output_mode)
+            .field("sort_by_length", &self.sort_by_length)
             .field("load_progress", &self.load_progress.is_some())
+            .field("max_queued", &self.max_queued)
+            .field("on_decode", &self.on_decode.is_some())
             .finish()
     }
 }
@@ -96,6 +127,27 @@ impl EmbedderOptions {
     /// Chooses how hidden states are read from llama.cpp.
     pub fn with_output_mode(mut self, mode: OutputMode) -> Self {
         self.output_mode = mode;
+        self
+    }
+
+    /// Turns longest-first decoding on or off.
+    pub fn with_sort_by_length(mut self, sort: bool) -> Self {
+        self.sort_by_length = sort;
+        self
+    }
+
+    /// Bounds the inputs waiting or running at once.
+    pub fn with_max_queued(mut self, max: usize) -> Self {
+        self.max_queued = Some(max);
+        self
+    }
+
+    /// Observes every decode (sequences, tokens, requests merged, time).
+    pub fn with_decode_observer(
+        mut self,
+        observer: impl Fn(&DecodeStats) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_decode = Some(Arc::new(observer));
         self
     }
 

@@ -7,9 +7,11 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
+use std::time::Instant;
 
+use super::options::{DecodeObserver, DecodeStats};
 use crate::batch::{DecodeLimits, SCAN_LIMIT, context_size_for, pick_next};
 use crate::engine::{Context, ContextParams, Model};
 use crate::error::{Error, Result};
@@ -24,6 +26,15 @@ pub(crate) struct Job {
     pub cancelled: Arc<AtomicBool>,
 }
 
+/// What the worker shares with the embedder handles.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    /// Sequences queued or running (incremented by `submit`, decremented here).
+    pub queued: Arc<AtomicUsize>,
+    /// Told about every decode.
+    pub observer: Option<Arc<DecodeObserver>>,
+}
+
 /// Fixed settings of the worker.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WorkerConfig {
@@ -31,13 +42,15 @@ pub(crate) struct WorkerConfig {
     pub base: ContextParams,
     /// The largest context ever needed (the longest allowed sequence).
     pub max_context: usize,
+    /// Decode each job's longest sequences first.
+    pub sort_by_length: bool,
 }
 
 /// A job being worked on.
 struct Active {
     job: Job,
-    /// Indices of sequences not yet decoded, longest first, so a job's long sequences share
-    /// one enlarged context instead of alternating with short ones.
+    /// Indices of sequences not yet decoded, longest first (unless configured otherwise), so a
+    /// job's long sequences share one enlarged context instead of alternating with short ones.
     pending: Vec<usize>,
     /// Which sequences have their row in `rows`.
     done: Vec<bool>,
@@ -46,9 +59,11 @@ struct Active {
 }
 
 impl Active {
-    fn new(job: Job, n_embd: usize) -> Self {
+    fn new(job: Job, n_embd: usize, sort_by_length: bool) -> Self {
         let mut pending: Vec<usize> = (0..job.seqs.len()).collect();
-        pending.sort_by_key(|&i| std::cmp::Reverse(job.seqs[i].len()));
+        if sort_by_length {
+            pending.sort_by_key(|&i| std::cmp::Reverse(job.seqs[i].len()));
+        }
         Self {
             done: vec![false; job.seqs.len()],
             rows: vec![0.0; job.seqs.len() * n_embd],
@@ -75,6 +90,7 @@ struct Slot {
 pub(crate) fn run(
     model: Arc<Model>,
     config: WorkerConfig,
+    shared: Shared,
     jobs: Receiver<Job>,
     ready: Sender<Result<()>>,
 ) {
@@ -93,14 +109,20 @@ pub(crate) fn run(
     loop {
         if queue.is_empty() {
             match jobs.recv() {
-                Ok(job) => queue.push_back(Active::new(job, n_embd)),
+                Ok(job) => queue.push_back(Active::new(job, n_embd, config.sort_by_length)),
                 Err(_) => return,
             }
         }
         while let Ok(job) = jobs.try_recv() {
-            queue.push_back(Active::new(job, n_embd));
+            queue.push_back(Active::new(job, n_embd, config.sort_by_length));
         }
-        queue.retain(|a| !a.cancelled());
+        queue.retain(|a| {
+            let keep = !a.cancelled();
+            if !keep {
+                shared.queued.fetch_sub(a.job.seqs.len(), Ordering::Relaxed);
+            }
+            keep
+        });
         let Some(slots) = plan(&queue, config) else {
             continue;
         };
@@ -108,7 +130,7 @@ pub(crate) fn run(
         let context = match fit_context(&model, &mut context, tokens, config) {
             Ok(context) => context,
             Err(e) => {
-                fail(&mut queue, &slots, e);
+                fail(&mut queue, &slots, e, &shared.queued);
                 continue;
             }
         };
@@ -116,11 +138,23 @@ pub(crate) fn run(
             .iter()
             .map(|s| queue[s.job].job.seqs[s.seq].as_slice())
             .collect();
-        match context.decode(&seqs) {
-            Ok(rows) => scatter(&mut queue, &slots, &rows, n_embd),
-            Err(e) => fail(&mut queue, &slots, e),
+        let started = Instant::now();
+        let result = context.decode(&seqs);
+        if let Some(observer) = &shared.observer {
+            let mut requests: Vec<usize> = slots.iter().map(|s| s.job).collect();
+            requests.dedup();
+            observer(&DecodeStats {
+                sequences: slots.len(),
+                tokens,
+                requests: requests.len(),
+                seconds: started.elapsed().as_secs_f64(),
+            });
         }
-        finish_done(&mut queue);
+        match result {
+            Ok(rows) => scatter(&mut queue, &slots, &rows, n_embd),
+            Err(e) => fail(&mut queue, &slots, e, &shared.queued),
+        }
+        finish_done(&mut queue, &shared.queued);
     }
 }
 
@@ -193,24 +227,26 @@ fn scatter(queue: &mut VecDeque<Active>, slots: &[Slot], rows: &[f32], n_embd: u
 }
 
 /// Fails every job that had a sequence in a failed decode.
-fn fail(queue: &mut VecDeque<Active>, slots: &[Slot], error: Error) {
+fn fail(queue: &mut VecDeque<Active>, slots: &[Slot], error: Error, queued: &AtomicUsize) {
     let message = error.to_string();
     let mut failed: Vec<usize> = slots.iter().map(|s| s.job).collect();
     failed.sort_unstable();
     failed.dedup();
     for &job in failed.iter().rev() {
         if let Some(active) = queue.remove(job) {
+            queued.fetch_sub(active.job.seqs.len(), Ordering::Relaxed);
             let _ = active.job.reply.send(Err(Error::Compute(message.clone())));
         }
     }
 }
 
 /// Sends the results of completed jobs.
-fn finish_done(queue: &mut VecDeque<Active>) {
+fn finish_done(queue: &mut VecDeque<Active>, queued: &AtomicUsize) {
     let mut i = 0;
     while i < queue.len() {
         if queue[i].remaining == 0 {
             let active = queue.remove(i).expect("index in range");
+            queued.fetch_sub(active.job.seqs.len(), Ordering::Relaxed);
             let _ = active.job.reply.send(Ok(active.rows));
         } else {
             i += 1;

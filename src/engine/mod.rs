@@ -8,6 +8,7 @@
 mod backend;
 mod context;
 mod model;
+mod pages;
 
 pub(crate) use context::{Context, ContextParams};
 pub use context::{FlashAttention, OutputMode};

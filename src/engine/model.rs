@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use llama_cpp_sys_2 as sys;
 
-use super::backend;
+use super::{backend, pages};
 use crate::error::{Error, Result};
 
 /// A callback told the load progress (0.0 to 1.0); returning `false` cancels the load.
@@ -23,6 +23,9 @@ pub(crate) struct LoadParams<'a> {
     pub devices: Vec<sys::ggml_backend_dev_t>,
     /// Load progress, with cancellation.
     pub progress: Option<&'a LoadProgress>,
+    /// File ranges of weights read only sparsely (the token embeddings): their pages are
+    /// dropped from resident memory after loading, on the CPU.
+    pub sparse_ranges: Vec<std::ops::Range<u64>>,
 }
 
 /// A model loaded by llama.cpp.
@@ -102,6 +105,10 @@ impl Model {
             vocab: NonNull::new(vocab.cast_mut()).ok_or_else(|| load_error("no vocabulary"))?,
             n_embd: usize::try_from(n_embd).map_err(|_| load_error("negative n_embd"))?,
         };
+        if params.gpu_layers == 0 {
+            let released = pages::release(path, &params.sparse_ranges);
+            tracing::debug!("released {} MB of sparsely read weights", released >> 20);
+        }
         Ok(model)
     }
 

@@ -170,6 +170,13 @@ impl GgufFile {
         self.tensors.iter().find(|t| t.name == name)
     }
 
+    /// The bytes of the file that hold a tensor's data.
+    pub fn tensor_file_range(&self, name: &str) -> Option<std::ops::Range<u64>> {
+        let t = self.tensor(name)?;
+        let start = self.data_offset + t.offset;
+        Some(start..start + t.size)
+    }
+
     /// Offset of the tensor data section from the start of the file.
     pub fn data_offset(&self) -> u64 {
         self.data_offset

@@ -1,0 +1,118 @@
+//! An embeddings server that speaks the OpenAI (`/v1/embeddings`), Ollama (`/api/embed`) and
+//! text-embeddings-inference (`/embed`) APIs from one process.
+//!
+//! Requests from concurrent clients go through one [`Embedder`], whose engine thread packs
+//! their inputs into shared decodes (dynamic batching); every response gets exactly its own
+//! vectors, in order. The queue is bounded: when full, requests get HTTP 503 with
+//! `Retry-After` instead of piling up.
+//!
+//! ```no_run
+//! use gguf_embed::server::{ServerConfig, serve};
+//! use gguf_embed::{Embedder, EmbedderOptions};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = ServerConfig::default();
+//! let (options, metrics) = gguf_embed::server::instrument(
+//!     EmbedderOptions::default().with_max_queued(config.max_queued),
+//! );
+//! let embedder = Embedder::new("model.gguf", options)?;
+//! serve(embedder, metrics, config, std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
+
+mod error;
+mod metrics;
+mod routes;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use error::{Api, ApiError};
+pub use metrics::Metrics;
+pub use routes::router;
+
+use crate::{Embedder, EmbedderOptions};
+
+/// How the server listens and what it accepts.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Where to listen (loopback by default).
+    pub addr: SocketAddr,
+    /// Require `Authorization: Bearer <key>` on every route but `/health`.
+    pub api_key: Option<String>,
+    /// The largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// The most inputs in one request.
+    pub max_inputs: usize,
+    /// The most inputs waiting or running across all requests (also give it to the
+    /// embedder with [`EmbedderOptions::with_max_queued`]).
+    pub max_queued: usize,
+    /// The model name reported by the APIs.
+    pub model_name: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            api_key: None,
+            max_body_bytes: 16 << 20,
+            max_inputs: 2048,
+            max_queued: 8192,
+            model_name: "qwen3-embedding".into(),
+        }
+    }
+}
+
+/// Everything the handlers share.
+pub struct AppState {
+    /// The engine.
+    pub embedder: Embedder,
+    /// The limits.
+    pub config: ServerConfig,
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+    /// The name reported as `model`.
+    pub model_name: String,
+}
+
+/// Adds a metrics observer to embedder options; pass the returned metrics to [`serve`].
+pub fn instrument(options: EmbedderOptions) -> (EmbedderOptions, Arc<Metrics>) {
+    let metrics = Arc::new(Metrics::new());
+    let observer = Arc::clone(&metrics);
+    let options = options.with_decode_observer(move |stats| observer.observe_decode(stats));
+    (options, metrics)
+}
+
+/// Serves until `shutdown` completes, then stops accepting connections and finishes the
+/// requests in flight.
+pub async fn serve(
+    embedder: Embedder,
+    metrics: Arc<Metrics>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    serve_on(listener, embedder, metrics, config, shutdown).await
+}
+
+/// [`serve`] on a listener the caller bound (port 0 for tests).
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    embedder: Embedder,
+    metrics: Arc<Metrics>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let state = Arc::new(AppState {
+        model_name: config.model_name.clone(),
+        embedder,
+        config,
+        metrics,
+    });
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
