@@ -37,6 +37,8 @@ mod engine;
 mod error;
 pub mod gguf;
 pub mod hub;
+#[cfg(feature = "index")]
+pub mod index;
 pub mod prompt;
 #[cfg(feature = "server")]
 pub mod server;
@@ -46,7 +48,9 @@ pub use embedder::{
     DEFAULT_MAX_TOKENS, DecodeObserver, DecodeStats, EmbedOptions, Embedder, EmbedderOptions,
     Embedding, MIN_DIMENSIONS, PendingEmbeddings, Truncation, default_threads, inspect,
 };
-pub use engine::{FlashAttention, LoadProgress, OutputMode};
+pub use engine::{
+    Device, DeviceInfo, DeviceKind, FlashAttention, LoadProgress, OutputMode, devices,
+};
 pub use error::{Error, Result};
 pub use gguf::{GgufError, ModelInfo};
 pub use prompt::{Instruction, Task};

@@ -14,6 +14,7 @@ use gguf_embed::{EmbedOptions, Embedder, EmbedderOptions, Instruction, OutputMod
 
 fn embedder(path: std::path::PathBuf, mode: OutputMode) -> Embedder {
     let options = EmbedderOptions::default()
+        .with_device(common::test_device())
         .with_threads(2)
         .with_output_mode(mode);
     Embedder::new(path, options).unwrap()
@@ -165,6 +166,7 @@ fn small_decodes_and_reordered_inputs_give_the_same_vectors() {
     // Tiny decodes (at most 3 sequences, 256 tokens) force many decodes and a context that
     // grows for the long text and shrinks back.
     let options = EmbedderOptions::default()
+        .with_device(common::test_device())
         .with_threads(2)
         .with_batch_sequences(3)
         .with_batch_tokens(256);

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
-use gguf_embed::{FlashAttention, Instruction, Task, Truncation};
+use gguf_embed::{Device, FlashAttention, Instruction, Task, Truncation};
 
 use super::input::InputFormat;
 use super::output::OutputFormat;
@@ -61,8 +61,20 @@ pub enum Command {
     /// Serve the OpenAI, Ollama and TEI embedding APIs over HTTP
     #[cfg(feature = "server")]
     Serve(Box<super::serve::ServeArgs>),
+    /// Index a source repository for semantic search (incremental)
+    #[cfg(feature = "index")]
+    Index(Box<super::index::IndexArgs>),
+    /// Search an indexed repository in plain language
+    #[cfg(feature = "index")]
+    Search(Box<super::index::SearchArgs>),
     /// Measure this engine's throughput, latency and memory on a corpus
     Bench(Box<super::bench::BenchArgs>),
+    /// List the compute devices (CPU variants, GPUs) and their memory
+    Devices {
+        /// Output format
+        #[arg(short, long, value_enum, default_value = "text")]
+        format: InfoFormat,
+    },
     /// Print a shell completion script
     Completions {
         /// The shell
@@ -98,12 +110,15 @@ pub struct ModelArgs {
     /// CPU threads [default: the physical cores]
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-    /// Tokens packed into one decode (memory grows with it)
-    #[arg(long, value_name = "N", default_value_t = 512, hide_short_help = true)]
-    pub batch_tokens: usize,
-    /// Sequences packed into one decode (at most 256)
-    #[arg(long, value_name = "N", default_value_t = 32, hide_short_help = true)]
-    pub batch_sequences: usize,
+    /// Where to run: auto (a GPU if the build has one), cpu, gpu or gpu:N
+    #[arg(long, value_name = "DEVICE", default_value = "auto")]
+    pub device: Device,
+    /// Tokens packed into one decode (memory grows with it) [default: CPU 512, GPU 2048]
+    #[arg(long, value_name = "N", hide_short_help = true)]
+    pub batch_tokens: Option<usize>,
+    /// Sequences packed into one decode, at most 256 [default: CPU 32, GPU 64]
+    #[arg(long, value_name = "N", hide_short_help = true)]
+    pub batch_sequences: Option<usize>,
     /// Flash attention
     #[arg(
         long,

@@ -44,8 +44,9 @@ pub struct BenchArgs {
 struct Report {
     model: PathBuf,
     threads: Option<usize>,
-    batch_tokens: usize,
-    batch_sequences: usize,
+    device: String,
+    batch_tokens: Option<usize>,
+    batch_sequences: Option<usize>,
     flash_attn: String,
     llama_embedding_mode: bool,
     texts: usize,
@@ -83,6 +84,7 @@ pub fn run(args: BenchArgs, global: &GlobalArgs) -> Result<()> {
     let report = Report {
         model: path,
         threads: args.model.threads,
+        device: args.model.device.to_string(),
         batch_tokens: args.model.batch_tokens,
         batch_sequences: args.model.batch_sequences,
         flash_attn: format!("{:?}", args.model.flash_attn).to_lowercase(),
@@ -159,10 +161,12 @@ pub fn peak_rss_mb() -> Option<f64> {
 
 fn print_text(r: &Report) -> Result<()> {
     outln!("model            {}", r.model.display())?;
+    let or_default = |v: Option<usize>| v.map_or_else(|| "default".to_string(), |v| v.to_string());
     outln!(
-        "policy           {} tokens / {} sequences per decode, flash attention {}{}",
-        r.batch_tokens,
-        r.batch_sequences,
+        "policy           device {}, {} tokens / {} sequences per decode, flash attention {}{}",
+        r.device,
+        or_default(r.batch_tokens),
+        or_default(r.batch_sequences),
         r.flash_attn,
         if r.llama_embedding_mode {
             ", llama.cpp embedding mode"

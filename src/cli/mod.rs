@@ -22,6 +22,8 @@ macro_rules! outln {
 mod args;
 mod bench;
 mod embed;
+#[cfg(feature = "index")]
+mod index;
 mod input;
 mod inspect;
 mod model;
@@ -77,8 +79,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Inspect(args)) => inspect::run(&args),
         Some(Command::Models(command)) => models::run(command, &cli.global),
         Some(Command::Bench(args)) => bench::run(*args, &cli.global),
+        #[cfg(feature = "index")]
+        Some(Command::Index(args)) => index::run_index(*args, &cli.global),
+        #[cfg(feature = "index")]
+        Some(Command::Search(args)) => index::run_search(*args, &cli.global),
         #[cfg(feature = "server")]
         Some(Command::Serve(args)) => serve::run(*args, &cli.global),
+        Some(Command::Devices { format }) => devices(format),
         Some(Command::Completions { shell }) => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "gguf-embed", &mut script);
@@ -86,6 +93,39 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `gguf-embed devices`: the backends and devices this build can use.
+fn devices(format: args::InfoFormat) -> anyhow::Result<()> {
+    let devices = gguf_embed::devices();
+    if format == args::InfoFormat::Json {
+        outln!("{}", serde_json::to_string_pretty(&devices)?)?;
+        return Ok(());
+    }
+    for d in &devices {
+        let memory = if d.memory_total > 0 {
+            format!(
+                "{} MiB free of {} MiB",
+                d.memory_free >> 20,
+                d.memory_total >> 20
+            )
+        } else {
+            "system memory".to_string()
+        };
+        outln!(
+            "{:<10} {:<8} {:<14} {}  ({memory})",
+            d.name,
+            d.backend,
+            format!("{:?}", d.kind).to_lowercase(),
+            d.description
+        )?;
+    }
+    let gpus = devices.iter().filter(|d| d.is_gpu()).count();
+    outln!(
+        "{gpus} GPU(s); --device auto uses {}",
+        if gpus > 0 { "the first GPU" } else { "the CPU" }
+    )?;
+    Ok(())
 }
 
 /// Prints an error on one line (`gguf-embed: what: why`) and picks the exit code.

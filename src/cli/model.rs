@@ -82,8 +82,7 @@ pub fn load(args: &ModelArgs, global: &GlobalArgs) -> Result<Embedder> {
 /// The engine options the flags ask for.
 pub fn embedder_options(args: &ModelArgs) -> EmbedderOptions {
     let mut options = EmbedderOptions::default()
-        .with_batch_tokens(args.batch_tokens)
-        .with_batch_sequences(args.batch_sequences)
+        .with_device(args.device)
         .with_flash_attention(args.flash_attn.into())
         .with_sort_by_length(!args.no_sort);
     if args.llama_embedding_mode {
@@ -91,6 +90,12 @@ pub fn embedder_options(args: &ModelArgs) -> EmbedderOptions {
     }
     if let Some(threads) = args.threads {
         options = options.with_threads(threads);
+    }
+    if let Some(tokens) = args.batch_tokens {
+        options = options.with_batch_tokens(tokens);
+    }
+    if let Some(sequences) = args.batch_sequences {
+        options = options.with_batch_sequences(sequences);
     }
     options
 }

@@ -15,7 +15,7 @@ pub use options::{
     Truncation,
 };
 
-use crate::engine::{ContextParams, LoadParams, Model};
+use crate::engine::{self, ContextParams, LoadParams, Model};
 use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, ModelInfo};
 use crate::prompt::Instruction;
@@ -92,12 +92,14 @@ impl Embedder {
     pub fn new(path: impl AsRef<Path>, options: EmbedderOptions) -> Result<Self> {
         let path = path.as_ref();
         let (info, sparse_ranges) = open_model_file(path)?;
-        let config = worker_config(&info, &options)?;
+        let placement = engine::place(options.device)?;
+        let config = worker_config(&info, &options, placement.gpu.is_some())?;
         let progress = options.load_progress.as_deref();
         let params = LoadParams {
             progress,
             sparse_ranges,
-            ..LoadParams::default()
+            gpu_layers: if placement.gpu.is_some() { -1 } else { 0 },
+            devices: placement.gpu_handle().into_iter().collect(),
         };
         let model = Arc::new(Model::load(path, &params)?);
         let (jobs, job_rx) = mpsc::channel();
@@ -450,27 +452,35 @@ fn open_model_file(path: &Path) -> Result<(ModelInfo, Vec<Range<u64>>)> {
     Ok((info, sparse))
 }
 
-fn worker_config(info: &ModelInfo, options: &EmbedderOptions) -> Result<WorkerConfig> {
+/// Batch sizes measured best on the CPU (docs/BENCHMARKS.md: 512 tokens, 32 sequences).
+const CPU_BATCH: (usize, usize) = (512, 32);
+/// Batch sizes for GPUs (the brief's H100 figures favour 2048-token decodes; bench/gpu
+/// re-measures them).
+const GPU_BATCH: (usize, usize) = (2048, 64);
+
+fn worker_config(info: &ModelInfo, options: &EmbedderOptions, gpu: bool) -> Result<WorkerConfig> {
     check_max_tokens(options.max_tokens, info)?;
-    if options.batch_tokens == 0 {
+    let (default_tokens, default_sequences) = if gpu { GPU_BATCH } else { CPU_BATCH };
+    let batch_tokens = options.batch_tokens.unwrap_or(default_tokens);
+    let batch_sequences = options.batch_sequences.unwrap_or(default_sequences);
+    if batch_tokens == 0 {
         return Err(Error::InvalidOption("batch_tokens must be positive".into()));
     }
-    if !(1..=MAX_SEQUENCES).contains(&options.batch_sequences) {
+    if !(1..=MAX_SEQUENCES).contains(&batch_sequences) {
         return Err(Error::InvalidOption(format!(
-            "batch_sequences must be between 1 and {MAX_SEQUENCES}, not {}",
-            options.batch_sequences
+            "batch_sequences must be between 1 and {MAX_SEQUENCES}, not {batch_sequences}"
         )));
     }
     let threads = options.threads.unwrap_or_else(default_threads);
     if threads == 0 {
         return Err(Error::InvalidOption("threads must be positive".into()));
     }
-    let n_ctx = options.batch_tokens.next_multiple_of(256);
+    let n_ctx = batch_tokens.next_multiple_of(256);
     Ok(WorkerConfig {
         base: ContextParams {
             n_ctx: u32::try_from(n_ctx)
                 .map_err(|_| Error::InvalidOption("batch_tokens is too large".into()))?,
-            n_seq_max: options.batch_sequences as u32,
+            n_seq_max: batch_sequences as u32,
             n_threads: i32::try_from(threads)
                 .map_err(|_| Error::InvalidOption("too many threads".into()))?,
             flash_attention: options.flash_attention,

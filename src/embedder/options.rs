@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::engine::{FlashAttention, LoadProgress, OutputMode};
+use crate::engine::{Device, FlashAttention, LoadProgress, OutputMode};
 
 /// What one decode did, for observers (metrics, logs).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -34,13 +34,15 @@ pub const DEFAULT_MAX_TOKENS: usize = 8192;
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct EmbedderOptions {
+    /// Where to run: the first GPU if any (default), the CPU, or a given GPU.
+    pub device: Device,
     /// CPU threads for llama.cpp; `None` uses the physical cores.
     pub threads: Option<usize>,
-    /// Tokens packed into one decode (and the KV cache size). Longer single texts get a
-    /// temporary larger context.
-    pub batch_tokens: usize,
-    /// Sequences packed into one decode (at most 256).
-    pub batch_sequences: usize,
+    /// Tokens packed into one decode (and the KV cache size); `None` picks the measured best
+    /// for the device (CPU 512, GPU 2048). Longer single texts get a temporary larger context.
+    pub batch_tokens: Option<usize>,
+    /// Sequences packed into one decode (at most 256); `None`: CPU 32, GPU 64.
+    pub batch_sequences: Option<usize>,
     /// The default limit on tokens per text, used when a call does not set its own.
     pub max_tokens: usize,
     /// Flash attention.
@@ -62,9 +64,10 @@ pub struct EmbedderOptions {
 impl Default for EmbedderOptions {
     fn default() -> Self {
         Self {
+            device: Device::Auto,
             threads: None,
-            batch_tokens: 512,
-            batch_sequences: 32,
+            batch_tokens: None,
+            batch_sequences: None,
             max_tokens: DEFAULT_MAX_TOKENS,
             flash_attention: FlashAttention::Auto,
             output_mode: OutputMode::LastToken,
@@ -79,6 +82,7 @@ impl Default for EmbedderOptions {
 impl fmt::Debug for EmbedderOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EmbedderOptions")
+            .field("device", &self.device)
             .field("threads", &self.threads)
             .field("batch_tokens", &self.batch_tokens)
             .field("batch_sequences", &self.batch_sequences)
@@ -100,15 +104,21 @@ impl EmbedderOptions {
         self
     }
 
+    /// Chooses the device.
+    pub fn with_device(mut self, device: Device) -> Self {
+        self.device = device;
+        self
+    }
+
     /// Sets the tokens packed into one decode.
     pub fn with_batch_tokens(mut self, tokens: usize) -> Self {
-        self.batch_tokens = tokens;
+        self.batch_tokens = Some(tokens);
         self
     }
 
     /// Sets the sequences packed into one decode.
     pub fn with_batch_sequences(mut self, sequences: usize) -> Self {
-        self.batch_sequences = sequences;
+        self.batch_sequences = Some(sequences);
         self
     }
 

@@ -16,8 +16,42 @@ pub(crate) fn ensure_initialized() {
         // SAFETY: the callback is a plain function that never unwinds; the null user data is
         // never dereferenced.
         unsafe { sys::llama_log_set(Some(log_to_tracing), std::ptr::null_mut()) };
+        #[cfg(feature = "portable")]
+        load_backend_modules();
         LlamaBackend::init().ok()
     });
+}
+
+/// Portable builds: loads ggml's backend modules (the CPU variants and any GPU backend) from
+/// the first of `$GGUF_EMBED_BACKENDS_DIR`, the executable's directory and the build's output
+/// directory that holds any. ggml picks the best CPU variant for this machine.
+#[cfg(feature = "portable")]
+fn load_backend_modules() {
+    let candidates = [
+        std::env::var_os("GGUF_EMBED_BACKENDS_DIR").map(std::path::PathBuf::from),
+        std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(std::path::Path::to_path_buf)),
+        llama_cpp_sys_2::BACKENDS_DIR.map(std::path::PathBuf::from),
+    ];
+    let has_modules = |dir: &std::path::Path| {
+        std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries.flatten().any(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.contains("ggml-")
+                    && (name.ends_with(".so") || name.ends_with(".dll") || name.ends_with(".dylib"))
+            })
+        })
+    };
+    match candidates.into_iter().flatten().find(|d| has_modules(d)) {
+        Some(dir) => {
+            tracing::debug!("loading ggml backend modules from {}", dir.display());
+            llama_cpp_2::llama_backend::load_backends_from_path(&dir);
+        }
+        None => tracing::warn!(
+            "no ggml backend modules found (set GGUF_EMBED_BACKENDS_DIR to their directory)"
+        ),
+    }
 }
 
 /// Forwards llama.cpp and ggml log lines to `tracing` under the target `llama_cpp`, one level

@@ -7,10 +7,13 @@
 
 mod backend;
 mod context;
+mod devices;
 mod model;
 mod pages;
 
 pub(crate) use context::{Context, ContextParams};
 pub use context::{FlashAttention, OutputMode};
+pub(crate) use devices::place;
+pub use devices::{Device, DeviceInfo, DeviceKind, devices};
 pub use model::LoadProgress;
 pub(crate) use model::{LoadParams, Model};

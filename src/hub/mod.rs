@@ -30,7 +30,7 @@ use serde::Serialize;
 
 pub use catalog::{CatalogEntry, DEFAULT_QUANT, DEFAULT_SIZE, catalog};
 pub use config::{DEFAULT_ENDPOINT, HubConfig};
-pub use http::FileMetadata;
+pub use http::{FileMetadata, is_sha256};
 pub use spec::{DEFAULT_REVISION, HubFile, ModelSpec};
 
 use cache::RepoCache;

@@ -94,6 +94,17 @@ pub fn case(name: &str) -> &'static Case {
     cases().iter().find(|c| c.name == name).unwrap()
 }
 
+/// The device the reference tests run on: `GGUF_EMBED_TEST_DEVICE` (`cpu` by default; `gpu`
+/// for the opt-in GPU runs, e.g. on the Vulkan build with Mesa's lavapipe).
+pub fn test_device() -> gguf_embed::Device {
+    std::env::var("GGUF_EMBED_TEST_DEVICE")
+        .map(|d| {
+            d.parse()
+                .expect("GGUF_EMBED_TEST_DEVICE: auto, cpu, gpu or gpu:N")
+        })
+        .unwrap_or(gguf_embed::Device::Cpu)
+}
+
 /// The path of the built CLI.
 pub fn cli() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_gguf-embed"))

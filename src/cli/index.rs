@@ -1,0 +1,297 @@
+//! `gguf-embed index` and `gguf-embed search`: semantic search over a source repository.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use gguf_embed::index::{
+    DEFAULT_CHUNK_TOKENS, DEFAULT_INDEX_PATH, DEFAULT_MAX_FILE_BYTES, Hit, Index, IndexOptions,
+    IndexStats, SearchOptions, UpdateEvent,
+};
+use gguf_embed::{Embedder, Instruction, Task};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::args::{GlobalArgs, InfoFormat, ModelArgs};
+use super::{model, progress};
+
+/// Where the repository and its index are.
+#[derive(Debug, Clone, Args)]
+pub struct Location {
+    /// The repository to index or search
+    #[arg(long, value_name = "PATH", default_value = ".")]
+    pub repo: PathBuf,
+    /// The index file [default: REPO/.gguf-embed/index.sqlite]
+    #[arg(long, value_name = "PATH")]
+    pub index: Option<PathBuf>,
+}
+
+impl Location {
+    fn index_path(&self) -> PathBuf {
+        self.index
+            .clone()
+            .unwrap_or_else(|| self.repo.join(DEFAULT_INDEX_PATH))
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct IndexArgs {
+    #[command(flatten)]
+    pub location: Location,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Index at most N files: the first N indexable files in path order (byte-wise, `/`
+    /// separators)
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Token budget of a chunk (chunks never cut a line)
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CHUNK_TOKENS)]
+    pub chunk_tokens: usize,
+    /// Skip files larger than this many bytes
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FILE_BYTES)]
+    pub max_file_size: u64,
+    /// Store Matryoshka vectors of this size (smaller index, slightly less precise)
+    #[arg(long, value_name = "N")]
+    pub dim: Option<usize>,
+    /// Start over: drop everything indexed so far (needed after changing the model)
+    #[arg(long)]
+    pub reindex: bool,
+    /// Print what the index holds and exit
+    #[arg(long)]
+    pub stats: bool,
+    /// Output format of --stats and the final report
+    #[arg(short, long, value_enum, default_value = "text")]
+    pub format: InfoFormat,
+}
+
+/// Output of `search`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SearchFormat {
+    /// path:lines, score and the first lines of each hit
+    Text,
+    /// One JSON array of hits
+    Json,
+    /// One JSON object per hit
+    Jsonl,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SearchArgs {
+    /// What to look for, in plain language (or code, with --as-document)
+    pub query: String,
+    #[command(flatten)]
+    pub location: Location,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// How many results
+    #[arg(short, default_value_t = 10)]
+    pub k: usize,
+    /// Embed the query as a document, without instruction: finds code like a given snippet
+    #[arg(long, conflicts_with_all = ["task", "instruction"])]
+    pub as_document: bool,
+    /// Embed the query with another task [default: code-search]
+    #[arg(long, value_name = "NAME")]
+    pub task: Option<Task>,
+    /// Embed the query with an instruction of your own
+    #[arg(short, long, value_name = "T", conflicts_with = "task")]
+    pub instruction: Option<String>,
+    /// Lines of each snippet shown in text output
+    #[arg(long, default_value_t = 6)]
+    pub lines: usize,
+    /// Output format
+    #[arg(short, long, value_enum, default_value = "text")]
+    pub format: SearchFormat,
+}
+
+/// `gguf-embed index`.
+pub fn run_index(args: IndexArgs, global: &GlobalArgs) -> Result<()> {
+    let index_path = args.location.index_path();
+    if args.stats {
+        let stats = Index::open(&index_path)?.stats()?;
+        return print_stats(&stats, args.format);
+    }
+    if !args.location.repo.is_dir() {
+        bail!("{} is not a directory", args.location.repo.display());
+    }
+    let embedder = model::load(&args.model, global)?;
+    let mut options = IndexOptions::default()
+        .with_chunk_tokens(args.chunk_tokens)
+        .with_max_file_bytes(args.max_file_size);
+    if let Some(limit) = args.limit {
+        options = options.with_limit(limit);
+    }
+    if let Some(dim) = args.dim {
+        options = options.with_dimensions(dim);
+    }
+    let mut index = Index::open_or_create(&index_path, &embedder, &options, args.reindex)?;
+    let bar = index_bar(progress::enabled(global.quiet));
+    let report = index.update(
+        &args.location.repo,
+        &embedder,
+        &options,
+        &|event| match event {
+            UpdateEvent::Planned { files } => bar.set_length(*files as u64),
+            UpdateEvent::Progress {
+                files,
+                chunks,
+                tokens,
+            } => {
+                bar.set_position(*files as u64);
+                let secs = bar.elapsed().as_secs_f64().max(1e-9);
+                bar.set_message(format!(
+                    "{chunks} chunks, {:.0} tokens/s",
+                    *tokens as f64 / secs
+                ));
+            }
+            _ => {}
+        },
+    )?;
+    bar.finish_and_clear();
+    match args.format {
+        InfoFormat::Json => outln!("{}", serde_json::to_string_pretty(&report)?)?,
+        InfoFormat::Text => {
+            let mut skipped: Vec<String> = report
+                .skipped
+                .iter()
+                .map(|(k, v)| format!("{v} {k}"))
+                .collect();
+            skipped.sort();
+            outln!(
+                "indexed {} files ({} embedded, {} unchanged, {} removed): {} chunks, {} tokens in {:.1} s{}",
+                report.files,
+                report.embedded_files,
+                report.unchanged_files,
+                report.removed_files,
+                report.chunks,
+                report.tokens,
+                report.seconds,
+                if report.seconds > 0.0 && report.tokens > 0 {
+                    format!(" ({:.0} tokens/s)", report.tokens as f64 / report.seconds)
+                } else {
+                    String::new()
+                }
+            )?;
+            if !skipped.is_empty() {
+                outln!("skipped: {}", skipped.join(", "))?;
+            }
+            outln!("index: {}", index.path().display())?;
+        }
+    }
+    Ok(())
+}
+
+fn index_bar(enabled: bool) -> ProgressBar {
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] files {pos}/{len} {msg} (ETA {eta})",
+        )
+        .expect("valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    if !enabled {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar
+}
+
+/// `gguf-embed search`.
+pub fn run_search(args: SearchArgs, global: &GlobalArgs) -> Result<()> {
+    let index_path = args.location.index_path();
+    let index = Index::open(&index_path)?;
+    let embedder = search_embedder(&index, &args.model, global)?;
+    let instruction = if args.as_document {
+        Instruction::None
+    } else if let Some(text) = &args.instruction {
+        Instruction::Custom(text.clone())
+    } else {
+        Instruction::Task(args.task.unwrap_or(Task::CodeSearch))
+    };
+    let mut options = SearchOptions::default();
+    options.k = args.k;
+    options.instruction = instruction;
+    let hits = index.search(&embedder, &args.query, &options)?;
+    match args.format {
+        SearchFormat::Json => outln!("{}", serde_json::to_string_pretty(&hits)?)?,
+        SearchFormat::Jsonl => {
+            for hit in &hits {
+                outln!("{}", serde_json::to_string(hit)?)?;
+            }
+        }
+        SearchFormat::Text => print_hits(&hits, args.lines)?,
+    }
+    Ok(())
+}
+
+/// The model for a search: the one given, or else the one the index was last built with.
+fn search_embedder(index: &Index, args: &ModelArgs, global: &GlobalArgs) -> Result<Embedder> {
+    if args.source.model.is_none()
+        && let Some(path) = index.stats()?.model_path
+        && Path::new(&path).is_file()
+    {
+        tracing::info!("using the index's model {path}");
+        return Embedder::new(&path, model::embedder_options(args))
+            .context("cannot load the model");
+    }
+    model::load(args, global)
+}
+
+fn print_hits(hits: &[Hit], lines: usize) -> Result<()> {
+    if hits.is_empty() {
+        outln!("no results (is the index empty? run `gguf-embed index`)")?;
+    }
+    let bold = std::io::stdout().is_terminal();
+    for hit in hits {
+        let location = format!("{}:{}-{}", hit.path, hit.start_line, hit.end_line);
+        if bold {
+            outln!("\x1b[1m{location}\x1b[0m  {:.3}", hit.score)?;
+        } else {
+            outln!("{location}  {:.3}", hit.score)?;
+        }
+        let snippet: Vec<&str> = hit.snippet.lines().take(lines).collect();
+        for line in &snippet {
+            outln!("    {line}")?;
+        }
+        if hit.snippet.lines().count() > snippet.len() {
+            outln!("    …")?;
+        }
+        outln!()?;
+    }
+    Ok(())
+}
+
+fn print_stats(stats: &IndexStats, format: InfoFormat) -> Result<()> {
+    if format == InfoFormat::Json {
+        outln!("{}", serde_json::to_string_pretty(stats)?)?;
+        return Ok(());
+    }
+    outln!("index      {}", stats.path.display())?;
+    outln!("files      {}", stats.files)?;
+    outln!("chunks     {}", stats.chunks)?;
+    if let Some(f) = &stats.fingerprint {
+        outln!(
+            "model      {} ({}, sha256 {}…), {} dimensions",
+            f.model_file,
+            f.quant,
+            &f.model_sha256[..f.model_sha256.len().min(12)],
+            f.dimensions
+        )?;
+        outln!("chunking   up to {} tokens per chunk", f.chunk_tokens)?;
+    }
+    outln!(
+        "on disk    {}",
+        gguf_embed::hub::human_bytes(stats.bytes_on_disk)
+    )?;
+    if let Some(run) = &stats.last_run {
+        outln!(
+            "last run   {} files ({} embedded, {} removed), {} chunks in {:.1} s, at unix time {}",
+            run["files"],
+            run["embedded_files"],
+            run["removed_files"],
+            run["chunks"],
+            run["seconds"].as_f64().unwrap_or(0.0),
+            run["finished_at"]
+        )?;
+    }
+    Ok(())
+}
