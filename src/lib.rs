@@ -54,3 +54,22 @@ pub use engine::{
 pub use error::{Error, Result};
 pub use gguf::{GgufError, ModelInfo};
 pub use prompt::{Instruction, Task};
+
+/// The README's Rust examples, compiled by `cargo test --doc` so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
+
+#[cfg(test)]
+mod tests {
+    /// Desktop apps share one embedder across threads: it must stay `Send + Sync` (and cheap to
+    /// clone).
+    #[test]
+    fn handles_are_thread_safe() {
+        fn assert_send_sync_clone<T: Send + Sync + Clone>() {}
+        assert_send_sync_clone::<crate::Embedder>();
+        assert_send_sync_clone::<crate::hub::Hub>();
+        fn assert_send<T: Send>() {}
+        assert_send::<crate::PendingEmbeddings>();
+    }
+}

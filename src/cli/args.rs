@@ -83,15 +83,11 @@ pub enum Command {
     },
 }
 
-/// Which model file: a spec, or the official file of a size and quantization.
+/// The official file of a size and quantization, and whether the network may be used.
 #[derive(Debug, Clone, Args)]
-pub struct SourceArgs {
-    /// The model: a .gguf path, hf:OWNER/REPO/FILE.gguf[@REV], or a catalog name such as
-    /// Qwen/Qwen3-Embedding-0.6B [default: the official 0.6B file]
-    #[arg(short, long, value_name = "SPEC", env = "GGUF_EMBED_MODEL")]
-    pub model: Option<String>,
+pub struct OfficialArgs {
     /// Quantization of the official file: Q8_0 or F16 (4B and 8B also Q4_K_M, Q5_0, Q5_K_M,
-    /// Q6_K)
+    /// Q6_K); also used for a catalog name without one
     #[arg(short, long, value_name = "Q", default_value = "Q8_0")]
     pub quant: String,
     /// Size of the official model: 0.6B, 4B or 8B
@@ -100,6 +96,17 @@ pub struct SourceArgs {
     /// Never touch the network: use the cache only (also HF_HUB_OFFLINE=1)
     #[arg(long)]
     pub offline: bool,
+}
+
+/// Which model file: a spec, or the official file of a size and quantization.
+#[derive(Debug, Clone, Args)]
+pub struct SourceArgs {
+    /// The model: a .gguf path, hf:OWNER/REPO/FILE.gguf[@REV], or a catalog name such as
+    /// Qwen/Qwen3-Embedding-0.6B [default: the official 0.6B file]
+    #[arg(short, long, value_name = "SPEC", env = "GGUF_EMBED_MODEL")]
+    pub model: Option<String>,
+    #[command(flatten)]
+    pub official: OfficialArgs,
 }
 
 /// Which model to load and how to run it.
@@ -296,15 +303,8 @@ pub struct ModelsSpecArgs {
     /// of --size and --quant]
     #[arg(value_name = "SPEC")]
     pub spec: Option<String>,
-    /// Quantization of the official file
-    #[arg(short, long, value_name = "Q", default_value = "Q8_0")]
-    pub quant: String,
-    /// Size of the official model: 0.6B, 4B or 8B
-    #[arg(long, value_name = "SIZE", default_value = "0.6B")]
-    pub size: String,
-    /// Never touch the network (also HF_HUB_OFFLINE=1)
-    #[arg(long)]
-    pub offline: bool,
+    #[command(flatten)]
+    pub official: OfficialArgs,
     /// Output format
     #[arg(short, long, value_enum, default_value = "text")]
     pub format: InfoFormat,

@@ -67,8 +67,9 @@ pub fn hub(offline: bool, global: &GlobalArgs) -> Hub {
 
 /// The local model file for the options, downloaded and verified if needed.
 pub fn resolve(source: &SourceArgs, global: &GlobalArgs) -> Result<PathBuf> {
-    let spec = spec(source.model.as_deref(), &source.size, &source.quant)?;
-    let path = hub(source.offline, global).resolve(&spec)?;
+    let o = &source.official;
+    let spec = spec(source.model.as_deref(), &o.size, &o.quant)?;
+    let path = hub(o.offline, global).resolve(&spec)?;
     tracing::info!("model {spec} at {}", path.display());
     Ok(path)
 }

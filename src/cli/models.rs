@@ -24,7 +24,8 @@ pub fn run(command: ModelsCommand, global: &GlobalArgs) -> Result<()> {
 
 /// The Hub file a `models` command names (local paths have no cache entry).
 fn hub_file(args: &ModelsSpecArgs) -> Result<HubFile> {
-    match model::spec(args.spec.as_deref(), &args.size, &args.quant)? {
+    let o = &args.official;
+    match model::spec(args.spec.as_deref(), &o.size, &o.quant)? {
         ModelSpec::Hub(file) => Ok(file),
         ModelSpec::Local(path) => bail!(
             "{} is a local file, not a model in the cache",
@@ -147,7 +148,7 @@ fn table(rows: &[Vec<String>]) -> String {
 
 fn pull(args: &ModelsSpecArgs, global: &GlobalArgs) -> Result<()> {
     let file = hub_file(args)?;
-    let hub = model::hub(args.offline, global);
+    let hub = model::hub(args.official.offline, global);
     let path = hub.pull(&file)?;
     print_path(&file, &path, args.format)
 }

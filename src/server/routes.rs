@@ -326,57 +326,76 @@ fn truncation(truncate: bool, from_left: bool) -> Truncation {
     }
 }
 
+/// The common frame of the embedding routes: authorization, JSON parsing, metrics and the
+/// API's error shape around `handler`.
+async fn handle<T, F, Fut>(
+    state: Arc<AppState>,
+    api: Api,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    handler: F,
+) -> Response
+where
+    T: DeserializeOwned,
+    F: FnOnce(Arc<AppState>, T) -> Fut,
+    Fut: std::future::Future<Output = Result<Response, ApiError>>,
+{
+    let started = Instant::now();
+    let result = match authorize(&state, &headers).and_then(|()| parse::<T>(body)) {
+        Ok(request) => handler(Arc::clone(&state), request).await,
+        Err(e) => Err(e),
+    };
+    finish(&state, api, started, result)
+}
+
 async fn openai(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let started = Instant::now();
-    let result = async {
-        authorize(&state, &headers)?;
-        let req: OpenAiRequest = parse(body)?;
-        let base64 = match req.encoding_format.as_deref() {
-            None | Some("float") => false,
-            Some("base64") => true,
-            Some(other) => {
-                return Err(ApiError::bad_request(format!(
-                    "encoding_format must be \"float\" or \"base64\", not {other:?}"
-                ))
-                .param("encoding_format"));
-            }
-        };
-        let inputs = texts_or_tokens(req.input, "input", true)?;
-        let options = options(
-            req.instruction.resolve(None)?,
-            req.dimensions,
-            true,
-            truncation(req.truncate.unwrap_or(false), false),
-        );
-        let embeddings = embed(&state, inputs, options).await?;
-        let tokens: usize = embeddings.iter().map(|e| e.tokens).sum();
-        let data: Vec<Value> = embeddings
-            .into_iter()
-            .enumerate()
-            .map(|(index, e)| {
-                let embedding = if base64 {
-                    let bytes: Vec<u8> = e.vector.iter().flat_map(|x| x.to_le_bytes()).collect();
-                    Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
-                } else {
-                    json!(e.vector)
-                };
-                json!({"object": "embedding", "index": index, "embedding": embedding})
-            })
-            .collect();
-        Ok(Json(json!({
-            "object": "list",
-            "data": data,
-            "model": req.model.unwrap_or_else(|| state.model_name.clone()),
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        }))
-        .into_response())
-    }
-    .await;
-    finish(&state, Api::OpenAi, started, result)
+    handle(state, Api::OpenAi, headers, body, openai_embed).await
+}
+
+async fn openai_embed(state: Arc<AppState>, req: OpenAiRequest) -> Result<Response, ApiError> {
+    let base64 = match req.encoding_format.as_deref() {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "encoding_format must be \"float\" or \"base64\", not {other:?}"
+            ))
+            .param("encoding_format"));
+        }
+    };
+    let inputs = texts_or_tokens(req.input, "input", true)?;
+    let options = options(
+        req.instruction.resolve(None)?,
+        req.dimensions,
+        true,
+        truncation(req.truncate.unwrap_or(false), false),
+    );
+    let embeddings = embed(&state, inputs, options).await?;
+    let tokens: usize = embeddings.iter().map(|e| e.tokens).sum();
+    let data: Vec<Value> = embeddings
+        .into_iter()
+        .enumerate()
+        .map(|(index, e)| {
+            let embedding = if base64 {
+                let bytes: Vec<u8> = e.vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+                Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(e.vector)
+            };
+            json!({"object": "embedding", "index": index, "embedding": embedding})
+        })
+        .collect();
+    Ok(Json(json!({
+        "object": "list",
+        "data": data,
+        "model": req.model.unwrap_or_else(|| state.model_name.clone()),
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }))
+    .into_response())
 }
 
 async fn ollama(
@@ -384,31 +403,29 @@ async fn ollama(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    handle(state, Api::Ollama, headers, body, ollama_embed).await
+}
+
+async fn ollama_embed(state: Arc<AppState>, req: OllamaRequest) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let result = async {
-        authorize(&state, &headers)?;
-        let req: OllamaRequest = parse(body)?;
-        let inputs = texts_or_tokens(req.input, "input", false)?;
-        let options = options(
-            req.instruction.resolve(None)?,
-            req.dimensions,
-            true,
-            truncation(req.truncate.unwrap_or(true), false),
-        );
-        let embeddings = embed(&state, inputs, options).await?;
-        let tokens: usize = embeddings.iter().map(|e| e.tokens).sum();
-        let vectors: Vec<&Vec<f32>> = embeddings.iter().map(|e| &e.vector).collect();
-        Ok(Json(json!({
-            "model": req.model.unwrap_or_else(|| state.model_name.clone()),
-            "embeddings": vectors,
-            "total_duration": started.elapsed().as_nanos() as u64,
-            "load_duration": 0,
-            "prompt_eval_count": tokens,
-        }))
-        .into_response())
-    }
-    .await;
-    finish(&state, Api::Ollama, started, result)
+    let inputs = texts_or_tokens(req.input, "input", false)?;
+    let options = options(
+        req.instruction.resolve(None)?,
+        req.dimensions,
+        true,
+        truncation(req.truncate.unwrap_or(true), false),
+    );
+    let embeddings = embed(&state, inputs, options).await?;
+    let tokens: usize = embeddings.iter().map(|e| e.tokens).sum();
+    let vectors: Vec<&Vec<f32>> = embeddings.iter().map(|e| &e.vector).collect();
+    Ok(Json(json!({
+        "model": req.model.unwrap_or_else(|| state.model_name.clone()),
+        "embeddings": vectors,
+        "total_duration": started.elapsed().as_nanos() as u64,
+        "load_duration": 0,
+        "prompt_eval_count": tokens,
+    }))
+    .into_response())
 }
 
 async fn tei(
@@ -416,38 +433,35 @@ async fn tei(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let started = Instant::now();
-    let result = async {
-        authorize(&state, &headers)?;
-        let req: TeiRequest = parse(body)?;
-        let from_left = match req
-            .truncation_direction
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-        {
-            None => false,
-            Some(d) if d == "right" => false,
-            Some(d) if d == "left" => true,
-            Some(other) => {
-                return Err(ApiError::unprocessable(format!(
-                    "truncation_direction must be \"Right\" or \"Left\", not {other:?}"
-                ))
-                .param("truncation_direction"));
-            }
-        };
-        let inputs = texts_or_tokens(req.inputs, "inputs", true)?;
-        let options = options(
-            req.instruction.resolve(req.prompt_name)?,
-            req.dimensions,
-            req.normalize.unwrap_or(true),
-            truncation(req.truncate.unwrap_or(false), from_left),
-        );
-        let embeddings = embed(&state, inputs, options).await?;
-        let vectors: Vec<Vec<f32>> = embeddings.into_iter().map(|e| e.vector).collect();
-        Ok(Json(vectors).into_response())
-    }
-    .await;
-    finish(&state, Api::Tei, started, result)
+    handle(state, Api::Tei, headers, body, tei_embed).await
+}
+
+async fn tei_embed(state: Arc<AppState>, req: TeiRequest) -> Result<Response, ApiError> {
+    let from_left = match req
+        .truncation_direction
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+    {
+        None => false,
+        Some(d) if d == "right" => false,
+        Some(d) if d == "left" => true,
+        Some(other) => {
+            return Err(ApiError::unprocessable(format!(
+                "truncation_direction must be \"Right\" or \"Left\", not {other:?}"
+            ))
+            .param("truncation_direction"));
+        }
+    };
+    let inputs = texts_or_tokens(req.inputs, "inputs", true)?;
+    let options = options(
+        req.instruction.resolve(req.prompt_name)?,
+        req.dimensions,
+        req.normalize.unwrap_or(true),
+        truncation(req.truncate.unwrap_or(false), from_left),
+    );
+    let embeddings = embed(&state, inputs, options).await?;
+    let vectors: Vec<Vec<f32>> = embeddings.into_iter().map(|e| e.vector).collect();
+    Ok(Json(vectors).into_response())
 }
 
 fn options(
