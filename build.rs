@@ -20,6 +20,58 @@ fn main() {
         "cargo:rustc-env=GGUF_EMBED_LLAMA_CPP_2={}",
         llama_cpp_2_version()
     );
+
+    if std::env::var_os("CARGO_FEATURE_PORTABLE").is_some() {
+        portable_layout(&out);
+    }
+}
+
+/// Portable builds link llama.cpp dynamically and load ggml's backends as modules: put the
+/// shared libraries and modules next to the binaries (and the test binaries in `deps/`), and
+/// make the binaries look there first (rpath `$ORIGIN`), so `target/release/gguf-embed` runs as
+/// built and its folder can be shipped as it is.
+fn portable_layout(out: &std::path::Path) {
+    println!("cargo:rerun-if-env-changed=DEP_LLAMA_BACKENDS_DIR");
+    let origin = if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("macos") {
+        "@loader_path"
+    } else {
+        "$ORIGIN"
+    };
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{origin}");
+    let Some(backends) = std::env::var_os("DEP_LLAMA_BACKENDS_DIR").map(PathBuf::from) else {
+        println!("cargo:warning=llama-cpp-sys-2 did not report its backends directory");
+        return;
+    };
+    // OUT_DIR is target/<profile>/build/<crate>-<hash>/out.
+    let profile_dir = out
+        .ancestors()
+        .nth(3)
+        .expect("OUT_DIR is inside the target directory");
+    let libs = backends
+        .parent()
+        .expect("backends has a parent")
+        .join("lib");
+    for dest in [profile_dir.to_path_buf(), profile_dir.join("deps")] {
+        for dir in [&libs, &backends] {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let text = name.to_string_lossy();
+                if !(text.contains(".so") || text.ends_with(".dylib") || text.ends_with(".dll")) {
+                    continue;
+                }
+                // Copy what a symlink points to under the link's own name (libllama.so.0).
+                let target = dest.join(&name);
+                let _ = std::fs::create_dir_all(&dest);
+                let _ = std::fs::remove_file(&target);
+                if let Err(e) = std::fs::copy(entry.path(), &target) {
+                    println!("cargo:warning=cannot copy {}: {e}", entry.path().display());
+                }
+            }
+        }
+    }
 }
 
 /// Turns the catalog table into a Rust array of `CatalogEntry`, rejecting malformed rows.

@@ -119,6 +119,9 @@ fn devices(format: args::InfoFormat) -> anyhow::Result<()> {
             format!("{:?}", d.kind).to_lowercase(),
             d.description
         )?;
+        if !d.features.is_empty() {
+            outln!("           {}", d.features.join(" "))?;
+        }
     }
     let gpus = devices.iter().filter(|d| d.is_gpu()).count();
     outln!(

@@ -85,6 +85,9 @@ pub struct DeviceInfo {
     pub memory_total: u64,
     /// Free memory, in bytes.
     pub memory_free: u64,
+    /// What the backend reports about its build, e.g. the CPU instruction sets its kernels
+    /// use (`AVX512`, `AVX512_VNNI`, ...): in a portable build, the variant ggml picked.
+    pub features: Vec<String>,
 }
 
 impl DeviceInfo {
@@ -113,8 +116,70 @@ pub fn devices() -> Vec<DeviceInfo> {
             },
             memory_total: d.memory_total as u64,
             memory_free: d.memory_free as u64,
+            features: backend_features(d.index),
         })
+        .map(with_cpu_variant)
         .collect()
+}
+
+/// Portable builds: names the CPU kernel variant ggml loaded (`variant=zen4`), read from the
+/// process's mappings.
+#[cfg_attr(not(all(feature = "portable", target_os = "linux")), allow(unused_mut))]
+fn with_cpu_variant(mut device: DeviceInfo) -> DeviceInfo {
+    #[cfg(all(feature = "portable", target_os = "linux"))]
+    if device.kind == DeviceKind::Cpu {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+        let variant = maps
+            .lines()
+            .filter_map(|l| l.rsplit('/').next())
+            .find_map(|f| {
+                f.strip_prefix("libggml-cpu-")?
+                    .split(".so")
+                    .next()
+                    .map(str::to_string)
+            });
+        if let Some(variant) = variant {
+            device.features.insert(0, format!("variant={variant}"));
+        }
+    }
+    device
+}
+
+/// The `ggml_backend_get_features` list of a device's backend, as `NAME` or `NAME=value`.
+fn backend_features(index: usize) -> Vec<String> {
+    use std::ffi::CStr;
+    // SAFETY: the index comes from ggml's device list; the proc address, when present, has
+    // the `ggml_backend_get_features_t` signature and returns an array ended by a null name,
+    // valid for the life of the backend.
+    unsafe {
+        let reg = sys::ggml_backend_dev_backend_reg(sys::ggml_backend_dev_get(index));
+        let name = c"ggml_backend_get_features";
+        let address = sys::ggml_backend_reg_get_proc_address(reg, name.as_ptr());
+        if reg.is_null() || address.is_null() {
+            return Vec::new();
+        }
+        let get: unsafe extern "C" fn(sys::ggml_backend_reg_t) -> *mut sys::ggml_backend_feature =
+            std::mem::transmute(address);
+        let mut features = Vec::new();
+        let mut entry = get(reg);
+        while !entry.is_null() && !(*entry).name.is_null() {
+            let name = CStr::from_ptr((*entry).name).to_string_lossy();
+            let value = if (*entry).value.is_null() {
+                String::new()
+            } else {
+                CStr::from_ptr((*entry).value)
+                    .to_string_lossy()
+                    .into_owned()
+            };
+            features.push(if value.is_empty() || value == "1" {
+                name.into_owned()
+            } else {
+                format!("{name}={value}")
+            });
+            entry = entry.add(1);
+        }
+        features
+    }
 }
 
 /// The device a model will use: a GPU, or none for the CPU.
