@@ -175,6 +175,13 @@ pub fn run_index(args: IndexArgs, global: &GlobalArgs) -> Result<()> {
             if !skipped.is_empty() {
                 outln!("skipped: {}", skipped.join(", "))?;
             }
+            if report.truncated_chunks > 0 {
+                outln!(
+                    "{} chunks are single lines longer than {} tokens; their start was embedded",
+                    report.truncated_chunks,
+                    args.chunk_tokens
+                )?;
+            }
             outln!("index: {}", index.path().display())?;
         }
     }
@@ -260,6 +267,20 @@ fn print_hits(hits: &[Hit], lines: usize) -> Result<()> {
     Ok(())
 }
 
+/// How long ago a Unix time was, for people.
+fn age(unix: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let secs = now.saturating_sub(unix);
+    match secs {
+        0..=89 => format!("{secs} s ago"),
+        90..=5399 => format!("{} min ago", secs / 60),
+        5400..=172_799 => format!("{} h ago", secs / 3600),
+        _ => format!("{} days ago", secs / 86_400),
+    }
+}
+
 fn print_stats(stats: &IndexStats, format: InfoFormat) -> Result<()> {
     if format == InfoFormat::Json {
         outln!("{}", serde_json::to_string_pretty(stats)?)?;
@@ -284,13 +305,13 @@ fn print_stats(stats: &IndexStats, format: InfoFormat) -> Result<()> {
     )?;
     if let Some(run) = &stats.last_run {
         outln!(
-            "last run   {} files ({} embedded, {} removed), {} chunks in {:.1} s, at unix time {}",
+            "last run   {}: {} files ({} embedded, {} removed), {} chunks in {:.1} s",
+            age(run["finished_at"].as_u64().unwrap_or(0)),
             run["files"],
             run["embedded_files"],
             run["removed_files"],
             run["chunks"],
-            run["seconds"].as_f64().unwrap_or(0.0),
-            run["finished_at"]
+            run["seconds"].as_f64().unwrap_or(0.0)
         )?;
     }
     Ok(())

@@ -266,7 +266,7 @@ impl Embedder {
             tokens.push(seq.len());
         }
         let n_truncated = truncated.iter().filter(|&&t| t).count();
-        if n_truncated > 0 {
+        if n_truncated > 0 && options.warn_on_truncation {
             tracing::warn!(
                 "{n_truncated} of {} inputs were longer than {} tokens and were truncated",
                 sequences.len(),

@@ -197,6 +197,9 @@ pub struct EmbedOptions {
     pub max_tokens: Option<usize>,
     /// What to do with texts over the limit.
     pub truncation: Truncation,
+    /// Log a warning when texts were truncated (default true; callers that report
+    /// truncation themselves, like the repository index, turn it off).
+    pub warn_on_truncation: bool,
 }
 
 impl Default for EmbedOptions {
@@ -207,6 +210,7 @@ impl Default for EmbedOptions {
             normalize: true,
             max_tokens: None,
             truncation: Truncation::End,
+            warn_on_truncation: true,
         }
     }
 }
@@ -255,6 +259,12 @@ impl EmbedOptions {
     /// Sets what happens to texts over the limit.
     pub fn with_truncation(mut self, truncation: Truncation) -> Self {
         self.truncation = truncation;
+        self
+    }
+
+    /// Turns the truncation warning on or off.
+    pub fn with_truncation_warning(mut self, warn: bool) -> Self {
+        self.warn_on_truncation = warn;
         self
     }
 }
