@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use common::{case, cli, f32_model};
+use common::{case, cli, f32_model, floats};
 use gguf_embed::vector::cosine;
 use serde_json::Value;
 
@@ -44,18 +44,7 @@ fn stderr(out: &Output) -> String {
 }
 
 fn vectors(value: &Value) -> Vec<Vec<f32>> {
-    value
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| {
-            v.as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap() as f32)
-                .collect()
-        })
-        .collect()
+    value.as_array().unwrap().iter().map(floats).collect()
 }
 
 #[test]
@@ -92,12 +81,7 @@ fn stdin_lines_give_one_vector_per_line_in_order() {
     for (i, (line, name)) in lines.iter().zip(["arabic", "empty", "hindi"]).enumerate() {
         assert_eq!(line["index"], i);
         assert!(line.get("id").is_none());
-        let v: Vec<f32> = line["embedding"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap() as f32)
-            .collect();
+        let v = floats(&line["embedding"]);
         assert!(cosine(&v, &case(name).embedding) >= 0.9999, "{name}");
     }
 }
@@ -127,12 +111,7 @@ fn jsonl_input_echoes_ids_and_handles_multiline_texts() {
     assert_eq!(lines[0]["id"], "doc-1");
     assert_eq!(lines[1]["id"], serde_json::json!({"n": 2}));
     assert!(text.starts_with("{\"index\":0,\"id\":\"doc-1\",\"embedding\":["));
-    let v: Vec<f32> = lines[0]["embedding"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect();
+    let v = floats(&lines[0]["embedding"]);
     assert!(cosine(&v, &code.embedding) >= 0.9999);
 }
 

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::{case, cases, cli, f32_model};
+use common::{case, cases, cli, f32_model, floats};
 use gguf_embed::vector::cosine;
 use serde_json::{Value, json};
 
@@ -102,14 +102,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
 }
 
 /// The CLI's vectors for texts (documents), the reference the server must match.

@@ -81,7 +81,8 @@ pub fn cases() -> &'static [Case] {
     })
 }
 
-fn floats(v: &Value) -> Vec<f32> {
+/// A JSON array of numbers as floats.
+pub fn floats(v: &Value) -> Vec<f32> {
     v.as_array()
         .unwrap()
         .iter()
