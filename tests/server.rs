@@ -476,8 +476,10 @@ fn a_full_queue_answers_503_with_retry_after() {
             .map(|_| {
                 let (s, long) = (&s, &long);
                 scope.spawn(move || {
-                    let (status, body, retry) =
-                        s.post("/v1/embeddings", &json!({"input": [long, long, long, long]}));
+                    let (status, body, retry) = s.post(
+                        "/v1/embeddings",
+                        &json!({"input": [long, long, long, long]}),
+                    );
                     if status == 503 {
                         assert_eq!(body["error"]["type"], "server_overloaded");
                     }
