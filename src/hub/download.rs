@@ -179,7 +179,7 @@ fn resume_point(partial: &mut File, hasher: &mut Sha256, size: u64) -> io::Resul
         return Ok(0);
     }
     partial.seek(SeekFrom::Start(0))?;
-    let copied = io::copy(&mut (&mut *partial).take(len), &mut HashWriter(hasher))?;
+    let copied = io::copy(&mut (&mut *partial).take(len), hasher)?;
     Ok(copied)
 }
 
@@ -276,28 +276,14 @@ fn disk_error(path: &Path, e: io::Error) -> HubError {
 }
 
 /// Hashes a whole file.
-pub fn sha256_of(path: &Path) -> io::Result<String> {
+pub(crate) fn sha256_of(path: &Path) -> io::Result<String> {
     let mut hasher = Sha256::new();
-    io::copy(&mut File::open(path)?, &mut HashWriter(&mut hasher))?;
+    io::copy(&mut File::open(path)?, &mut hasher)?;
     Ok(hex(&hasher.finalize()))
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Adapts a hasher to `io::Write` so `io::copy` can feed it.
-struct HashWriter<'a>(&'a mut Sha256);
-
-impl Write for HashWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 #[cfg(test)]

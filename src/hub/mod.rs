@@ -33,6 +33,8 @@ pub use config::{DEFAULT_ENDPOINT, HubConfig};
 pub use http::{FileMetadata, is_sha256};
 pub use spec::{DEFAULT_REVISION, HubFile, ModelSpec};
 
+pub(crate) use download::{hex, sha256_of};
+
 use cache::RepoCache;
 use http::Client;
 

@@ -938,18 +938,11 @@ fn model_sha256(path: &Path) -> Result<String, IndexError> {
     {
         return Ok(name.to_string());
     }
-    let mut file = std::fs::File::open(&real).map_err(|e| IndexError::io(&real, e))?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).map_err(|e| IndexError::io(&real, e))?;
-    Ok(hex(&hasher.finalize()))
+    crate::hub::sha256_of(&real).map_err(|e| IndexError::io(&real, e))
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::hub::hex(&Sha256::digest(bytes))
 }
 
 fn unix_now() -> u64 {
