@@ -164,6 +164,16 @@ def build_hf_model(shape: dict, seed: int, init_std: float):
     return config, model
 
 
+def round_to_bf16(model) -> None:
+    """Round every parameter to bfloat16 (kept as float32), as Qwen3-Embedding's released
+    checkpoint is: its F16 GGUF then holds exactly these values."""
+    import torch
+
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(p.to(torch.bfloat16).float())
+
+
 def gguf_tensor_name(name_map, hf_name: str) -> str:
     base = hf_name.removesuffix(".weight")
     mapped = name_map.get_name("model." + base)
@@ -181,6 +191,7 @@ def write_gguf(path: Path, config, model, tokenizer_json: dict, ftype: str) -> N
     file_type = {
         "f32": gguf.LlamaFileType.ALL_F32,
         "f16": gguf.LlamaFileType.MOSTLY_F16,
+        "bf16": gguf.LlamaFileType.MOSTLY_BF16,
         "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
     }[ftype]
 
@@ -208,6 +219,9 @@ def write_gguf(path: Path, config, model, tokenizer_json: dict, ftype: str) -> N
             writer.add_tensor(name, data.astype(np.float32))
         elif ftype == "f16":
             writer.add_tensor(name, data.astype(np.float16))
+        elif ftype == "bf16":
+            b = gguf.quants.quantize(data, gguf.GGMLQuantizationType.BF16)
+            writer.add_tensor(name, b, raw_dtype=gguf.GGMLQuantizationType.BF16)
         else:
             q = gguf.quants.quantize(data, gguf.GGMLQuantizationType.Q8_0)
             writer.add_tensor(name, q, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
@@ -264,7 +278,8 @@ def dequantized_copy(model, ftype: str):
     import gguf
     import torch
 
-    qtype = {"f16": gguf.GGMLQuantizationType.F16, "q8_0": gguf.GGMLQuantizationType.Q8_0}[ftype]
+    qtype = {"f16": gguf.GGMLQuantizationType.F16, "bf16": gguf.GGMLQuantizationType.BF16,
+             "q8_0": gguf.GGMLQuantizationType.Q8_0}[ftype]
     twin = copy.deepcopy(model)
     with torch.no_grad():
         for p in twin.parameters():
@@ -272,6 +287,8 @@ def dequantized_copy(model, ftype: str):
                 data = p.numpy()
                 if ftype == "f16":
                     back = data.astype(np.float16).astype(np.float32)
+                elif ftype == "bf16":
+                    back = p.detach().to(torch.bfloat16).float().numpy()
                 else:
                     back = gguf.quants.dequantize(gguf.quants.quantize(data, qtype), qtype)
                 p.copy_(torch.from_numpy(back.reshape(p.shape)))
@@ -316,7 +333,8 @@ def compute_reference(model, tok, out: Path, shape_name: str, quantized: list[st
                  "(float32, eager attention) for the tiny fixture model; made by "
                  "models/make_fixtures.py. Vectors: last token (<|endoftext|>) hidden state, "
                  "L2-normalised. `embedding` uses the float32 weights; `embedding_<type>` uses "
-                 "the weights as stored in that GGUF type (quantized, then dequantized).",
+                 "the weights as stored in that GGUF type (quantized, then dequantized); "
+                 "`embedding_bf16` uses the matrices rounded to bfloat16.",
         "shape": shape_name,
         "eot_id": EOT_ID,
         "cases": cases,
@@ -331,10 +349,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=20251126)
     ap.add_argument("--init-std", type=float, default=None,
                     help="weight init std (default: 0.25 for tiny, 0.02 for real)")
-    ap.add_argument("--types", default=None, help="comma list of f32,f16,q8_0")
+    ap.add_argument("--types", default=None, help="comma list of f32,f16,bf16,q8_0")
     ap.add_argument("--prefix", default=None, help="GGUF file name prefix")
     ap.add_argument("--tokenizer", default=os.environ.get("QWEN3_TOKENIZER_JSON"))
     ap.add_argument("--hf", action="store_true", help="also save the transformers folder")
+    ap.add_argument("--bf16-weights", action="store_true",
+                    help="round every weight to bfloat16 first, as in the real checkpoint")
     ap.add_argument("--no-reference", action="store_true")
     args = ap.parse_args()
 
@@ -348,6 +368,8 @@ def main() -> None:
     tok_path = fetch_tokenizer(args.tokenizer)
     tokenizer_json = json.loads(tok_path.read_text())
     config, model = build_hf_model(shape, args.seed, init_std)
+    if args.bf16_weights:
+        round_to_bf16(model)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{args.shape} model: {n_params:,} parameters", file=sys.stderr)
 
@@ -360,7 +382,9 @@ def main() -> None:
         write_gguf(path, config, model, tokenizer_json, ftype)
         print(f"wrote {path} ({path.stat().st_size:,} bytes)", file=sys.stderr)
     if not args.no_reference:
-        quantized = [t for t in types if t != "f32"]
+        # bf16 always: the vectors of the weights rounded to bfloat16, as an F16 file of a
+        # bfloat16 checkpoint holds them (tests/bf16.rs writes such a file from the F32 one).
+        quantized = [t for t in types if t != "f32"] + (["bf16"] if "bf16" not in types else [])
         compute_reference(model, reference_tokenizer(tok_path), out, args.shape, quantized)
 
 

@@ -45,11 +45,12 @@ pub mod server;
 pub mod vector;
 
 pub use embedder::{
-    DEFAULT_MAX_TOKENS, DecodeObserver, DecodeStats, EmbedOptions, Embedder, EmbedderOptions,
-    Embedding, MIN_DIMENSIONS, PendingEmbeddings, Truncation, default_threads, inspect,
+    Bf16Weights, DEFAULT_MAX_TOKENS, DecodeObserver, DecodeStats, EmbedOptions, Embedder,
+    EmbedderOptions, Embedding, MIN_DIMENSIONS, PendingEmbeddings, Truncation, default_threads,
+    inspect,
 };
 pub use engine::{
-    Device, DeviceInfo, DeviceKind, FlashAttention, LoadProgress, OutputMode, devices,
+    Device, DeviceInfo, DeviceKind, FlashAttention, KvCache, LoadProgress, OutputMode, devices,
 };
 pub use error::{Error, Result};
 pub use gguf::{GgufError, ModelInfo};

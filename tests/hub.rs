@@ -30,9 +30,14 @@ struct Setup {
 
 impl Setup {
     fn new() -> Self {
+        Self::serving(FILE, std::fs::read(q8_model()).unwrap())
+    }
+
+    /// A mock Hub serving `content` as `name` in REPO.
+    fn serving(name: &str, content: Vec<u8>) -> Self {
         let hub = MockHub::start();
-        let file = MockFile::new(std::fs::read(q8_model()).unwrap(), 0xab);
-        hub.add(REPO, FILE, file.clone());
+        let file = MockFile::new(content, 0xab);
+        hub.add(REPO, name, file.clone());
         Self {
             home: tempfile::tempdir().unwrap(),
             hub,
@@ -53,6 +58,7 @@ impl Setup {
         c.args(args)
             .env("HF_HOME", self.home.path())
             .env("HF_ENDPOINT", &self.hub.endpoint)
+            .env("GGUF_EMBED_CACHE", self.home.path().join("gguf-embed"))
             .env_remove("HF_HUB_CACHE")
             .env_remove("HF_HUB_OFFLINE")
             .env_remove("HF_TOKEN")
@@ -443,6 +449,44 @@ fn models_commands_list_path_verify_and_remove() {
     assert!(!blob.exists());
     let again = s.run(&["models", "rm", &spec()]);
     assert_eq!(again.status.code(), Some(1));
+}
+
+#[test]
+fn an_f16_model_gets_a_bf16_copy_that_models_rm_removes() {
+    use common::f16_writer::{Rounding, write_f16_copy};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let f16 = tmp.path().join("tiny-f16.gguf");
+    write_f16_copy(&common::f32_model(), &f16, Rounding::ViaBfloat16);
+    let s = Setup::serving("tiny-f16.gguf", std::fs::read(&f16).unwrap());
+    let spec = format!("hf:{REPO}/tiny-f16.gguf");
+    let copies = s.home.path().join("gguf-embed").join("bf16");
+    let count_copies = || {
+        std::fs::read_dir(&copies).map_or(0, |d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".bf16.gguf"))
+                .count()
+        })
+    };
+
+    let out = s.run_env(&["-m", &spec, "--bf16", "always", "-v", "hello"], &[]);
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("lossless BF16 copy"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(count_copies(), 1);
+    let never = s.run(&["-m", &spec, "--bf16", "never", "-v", "hello"]);
+    assert_ok(&never);
+    assert!(
+        !stderr(&never).contains("BF16 kernels"),
+        "{}",
+        stderr(&never)
+    );
+
+    assert_ok(&s.run(&["models", "rm", &spec]));
+    assert_eq!(count_copies(), 0, "models rm leaves the BF16 copy behind");
 }
 
 #[test]

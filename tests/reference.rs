@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use common::{Case, case, cases, f32_model, q8_model};
 use gguf_embed::vector::cosine;
-use gguf_embed::{EmbedOptions, Embedder, EmbedderOptions, Instruction, OutputMode};
+use gguf_embed::{EmbedOptions, Embedder, EmbedderOptions, Instruction, KvCache, OutputMode};
 
 fn embedder(path: std::path::PathBuf, mode: OutputMode) -> Embedder {
     let options = EmbedderOptions::default()
@@ -159,6 +159,31 @@ fn batched_vectors_equal_single_vectors() {
             c.name
         );
     }
+}
+
+#[test]
+fn per_sequence_kv_cache_gives_the_same_vectors_in_input_order() {
+    // With one cache stream per sequence llama.cpp splits a decode into equal-length runs, and
+    // the last tokens reach the graph callback in the order the sequences end; mixed lengths in
+    // one decode check that every vector still lands with its own text.
+    let options = EmbedderOptions::default()
+        .with_device(common::test_device())
+        .with_threads(2)
+        .with_kv_cache(KvCache::PerSequence)
+        .with_sort_by_length(false);
+    let e = Embedder::new(f32_model(), options).unwrap();
+    let docs: Vec<&Case> = cases().iter().filter(|c| c.task.is_none()).collect();
+    let texts: Vec<&str> = docs.iter().map(|c| c.text.as_str()).collect();
+    let out = e.embed(&texts, &EmbedOptions::documents()).unwrap();
+    let got: Vec<Vec<f32>> = out.into_iter().map(|o| o.vector).collect();
+    let docs: Vec<Case> = docs.into_iter().cloned().collect();
+    assert_close(
+        &docs,
+        &got,
+        |c| &c.embedding,
+        0.9999,
+        "F32, per-sequence KV",
+    );
 }
 
 #[test]

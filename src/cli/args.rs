@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
-use gguf_embed::{Device, FlashAttention, Instruction, Task, Truncation};
+use gguf_embed::{Bf16Weights, Device, FlashAttention, Instruction, Task, Truncation};
 
 use super::input::InputFormat;
 use super::output::OutputFormat;
@@ -135,12 +135,26 @@ pub struct ModelArgs {
         hide_short_help = true
     )]
     pub flash_attn: FlashAttnArg,
+    /// F16 models on the CPU: run BF16 kernels from a lossless BF16 copy of the file, written
+    /// once to $GGUF_EMBED_CACHE/bf16 (default ~/.cache/gguf-embed/bf16)
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "auto",
+        hide_short_help = true
+    )]
+    pub bf16: Bf16Arg,
     /// Run llama.cpp's own embedding mode (LM head on every token): slower, for comparison
     #[arg(long, hide_short_help = true)]
     pub llama_embedding_mode: bool,
     /// Decode texts in input order instead of longest first (for measurements)
     #[arg(long, hide = true)]
     pub no_sort: bool,
+    /// One KV cache stream per sequence instead of one shared cache (for measurements: slower
+    /// here and `sequences` times the cache memory)
+    #[arg(long, hide = true)]
+    pub kv_per_sequence: bool,
 }
 
 /// `--flash-attn` values.
@@ -160,6 +174,27 @@ impl From<FlashAttnArg> for FlashAttention {
             FlashAttnArg::Auto => FlashAttention::Auto,
             FlashAttnArg::On => FlashAttention::On,
             FlashAttnArg::Off => FlashAttention::Off,
+        }
+    }
+}
+
+/// `--bf16` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Bf16Arg {
+    /// When the CPU has AVX512-BF16 (about 1.3x faster there)
+    Auto,
+    /// Always on the CPU (slower without AVX512-BF16)
+    Always,
+    /// Never: F16 kernels
+    Never,
+}
+
+impl From<Bf16Arg> for Bf16Weights {
+    fn from(arg: Bf16Arg) -> Self {
+        match arg {
+            Bf16Arg::Auto => Bf16Weights::Auto,
+            Bf16Arg::Always => Bf16Weights::Always,
+            Bf16Arg::Never => Bf16Weights::Never,
         }
     }
 }

@@ -43,12 +43,15 @@ pub struct BenchArgs {
 #[derive(Debug, Serialize)]
 struct Report {
     model: PathBuf,
+    /// The file llama.cpp ran: the model, or its BF16 copy.
+    weights: PathBuf,
     threads: Option<usize>,
     device: String,
     batch_tokens: Option<usize>,
     batch_sequences: Option<usize>,
     flash_attn: String,
     llama_embedding_mode: bool,
+    kv_per_sequence: bool,
     texts: usize,
     tokens: usize,
     load_seconds: f64,
@@ -82,6 +85,7 @@ pub fn run(args: BenchArgs, global: &GlobalArgs) -> Result<()> {
     let best = passes.iter().min().copied().unwrap_or_default();
     let (latency_tokens, p50, p95) = latency(&embedder, &texts, args.latency_runs)?;
     let report = Report {
+        weights: embedder.weights_file().to_path_buf(),
         model: path,
         threads: args.model.threads,
         device: args.model.device.to_string(),
@@ -89,6 +93,7 @@ pub fn run(args: BenchArgs, global: &GlobalArgs) -> Result<()> {
         batch_sequences: args.model.batch_sequences,
         flash_attn: format!("{:?}", args.model.flash_attn).to_lowercase(),
         llama_embedding_mode: args.model.llama_embedding_mode,
+        kv_per_sequence: args.model.kv_per_sequence,
         texts: texts.len(),
         tokens,
         load_seconds: load.as_secs_f64(),
@@ -161,6 +166,9 @@ pub fn peak_rss_mb() -> Option<f64> {
 
 fn print_text(r: &Report) -> Result<()> {
     outln!("model            {}", r.model.display())?;
+    if r.weights != r.model {
+        outln!("weights          BF16 copy {}", r.weights.display())?;
+    }
     let or_default = |v: Option<usize>| v.map_or_else(|| "default".to_string(), |v| v.to_string());
     outln!(
         "policy           device {}, {} tokens / {} sequences per decode, flash attention {}{}",
@@ -168,10 +176,11 @@ fn print_text(r: &Report) -> Result<()> {
         or_default(r.batch_tokens),
         or_default(r.batch_sequences),
         r.flash_attn,
-        if r.llama_embedding_mode {
-            ", llama.cpp embedding mode"
-        } else {
-            ""
+        match (r.llama_embedding_mode, r.kv_per_sequence) {
+            (true, true) => ", llama.cpp embedding mode, per-sequence KV",
+            (true, false) => ", llama.cpp embedding mode",
+            (false, true) => ", per-sequence KV",
+            (false, false) => "",
         }
     )?;
     outln!("corpus           {} texts, {} tokens", r.texts, r.tokens)?;

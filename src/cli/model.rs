@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 use gguf_embed::hub::{DownloadEvent, Hub, HubConfig, ModelSpec};
-use gguf_embed::{Embedder, EmbedderOptions, OutputMode};
+use gguf_embed::{Embedder, EmbedderOptions, KvCache, OutputMode};
 use indicatif::ProgressBar;
 
 use super::args::{GlobalArgs, ModelArgs, SourceArgs};
@@ -85,7 +85,11 @@ pub fn embedder_options(args: &ModelArgs) -> EmbedderOptions {
     let mut options = EmbedderOptions::default()
         .with_device(args.device)
         .with_flash_attention(args.flash_attn.into())
+        .with_bf16_weights(args.bf16.into())
         .with_sort_by_length(!args.no_sort);
+    if args.kv_per_sequence {
+        options = options.with_kv_cache(KvCache::PerSequence);
+    }
     if args.llama_embedding_mode {
         options = options.with_output_mode(OutputMode::LlamaEmbeddings);
     }

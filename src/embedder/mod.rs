@@ -4,20 +4,21 @@ mod options;
 mod worker;
 
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 pub use options::{
-    DEFAULT_MAX_TOKENS, DecodeObserver, DecodeStats, EmbedOptions, EmbedderOptions, MIN_DIMENSIONS,
-    Truncation,
+    Bf16Weights, DEFAULT_MAX_TOKENS, DecodeObserver, DecodeStats, EmbedOptions, EmbedderOptions,
+    MIN_DIMENSIONS, Truncation,
 };
 
 use crate::engine::{self, ContextParams, LoadParams, Model};
 use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, ModelInfo};
+use crate::hub;
 use crate::prompt::Instruction;
 use crate::vector;
 use worker::{Job, Shared, WorkerConfig};
@@ -61,6 +62,7 @@ pub struct Embedder {
 struct Inner {
     model: Arc<Model>,
     info: ModelInfo,
+    weights: PathBuf,
     default_max_tokens: usize,
     max_queued: Option<usize>,
     queued: Arc<AtomicUsize>,
@@ -91,8 +93,9 @@ impl Embedder {
     /// llama.cpp and starts the engine thread.
     pub fn new(path: impl AsRef<Path>, options: EmbedderOptions) -> Result<Self> {
         let path = path.as_ref();
-        let (info, sparse_ranges) = open_model_file(path)?;
+        let (file, info, sparse_ranges) = open_model_file(path)?;
         let placement = engine::place(options.device)?;
+        let weights = weights_file(path, file, &info, &options, &placement);
         let config = worker_config(&info, &options, placement.gpu.is_some())?;
         let progress = options.load_progress.as_deref();
         let params = LoadParams {
@@ -101,7 +104,7 @@ impl Embedder {
             gpu_layers: if placement.gpu.is_some() { -1 } else { 0 },
             devices: placement.gpu_handle().into_iter().collect(),
         };
-        let model = Arc::new(Model::load(path, &params)?);
+        let model = Arc::new(Model::load(&weights, &params)?);
         let (jobs, job_rx) = mpsc::channel();
         let (ready_tx, ready_rx) = mpsc::channel();
         let worker_model = Arc::clone(&model);
@@ -118,11 +121,12 @@ impl Embedder {
             let _ = worker.join();
             return Err(e);
         }
-        tracing::debug!(path = %path.display(), ?config, "model loaded");
+        tracing::debug!(path = %weights.display(), ?config, "model loaded");
         Ok(Self {
             inner: Arc::new(Inner {
                 model,
                 info,
+                weights,
                 default_max_tokens: options.max_tokens,
                 max_queued: options.max_queued,
                 queued,
@@ -135,6 +139,12 @@ impl Embedder {
     /// What the model file says about itself.
     pub fn info(&self) -> &ModelInfo {
         &self.inner.info
+    }
+
+    /// The file llama.cpp runs: the model file, or its lossless BF16 copy (see
+    /// [`Bf16Weights`]).
+    pub fn weights_file(&self) -> &Path {
+        &self.inner.weights
     }
 
     /// Inputs waiting or being embedded right now (the queue depth).
@@ -433,12 +443,12 @@ fn check_max_tokens(max_tokens: usize, info: &ModelInfo) -> Result<()> {
 
 /// Validates a model file and summarises it, without loading it.
 pub fn inspect(path: impl AsRef<Path>) -> Result<ModelInfo> {
-    open_model_file(path.as_ref()).map(|(info, _)| info)
+    open_model_file(path.as_ref()).map(|(_, info, _)| info)
 }
 
 /// Validates a model file; returns its summary and the file ranges of the weights our path
 /// reads only sparsely (the token embeddings, and an untied LM head).
-fn open_model_file(path: &Path) -> Result<(ModelInfo, Vec<Range<u64>>)> {
+fn open_model_file(path: &Path) -> Result<(GgufFile, ModelInfo, Vec<Range<u64>>)> {
     let model_error = |error| Error::Model {
         path: path.to_path_buf(),
         error,
@@ -449,7 +459,45 @@ fn open_model_file(path: &Path) -> Result<(ModelInfo, Vec<Range<u64>>)> {
         .iter()
         .filter_map(|name| file.tensor_file_range(name))
         .collect();
-    Ok((info, sparse))
+    Ok((file, info, sparse))
+}
+
+/// The file llama.cpp should load: the model, or its lossless BF16 copy when the model is F16,
+/// runs on the CPU, the CPU has BF16 kernels (or `Always`) and every weight is a bfloat16
+/// value. Any trouble writing the copy falls back to the model itself, with a warning.
+fn weights_file(
+    path: &Path,
+    file: GgufFile,
+    info: &ModelInfo,
+    options: &EmbedderOptions,
+    placement: &engine::Placement,
+) -> PathBuf {
+    let wanted = match options.bf16_weights {
+        Bf16Weights::Never => false,
+        Bf16Weights::Always => true,
+        Bf16Weights::Auto => placement.cpu_bf16,
+    };
+    if !wanted || placement.gpu.is_some() || info.file_type.as_deref() != Some("F16") {
+        return path.to_path_buf();
+    }
+    let dir = options
+        .bf16_dir
+        .clone()
+        .unwrap_or_else(hub::bf16::default_bf16_dir);
+    match hub::bf16::bf16_copy(path, &file, &dir) {
+        Ok(Some(copy)) => {
+            tracing::info!("F16 weights run on BF16 kernels from {}", copy.display());
+            copy
+        }
+        Ok(None) => path.to_path_buf(),
+        Err(e) => {
+            tracing::warn!(
+                "cannot write a BF16 copy of the F16 model in {}: {e}; running F16 kernels                  (set the folder with GGUF_EMBED_CACHE, or --bf16 never)",
+                dir.display()
+            );
+            path.to_path_buf()
+        }
+    }
 }
 
 /// Batch sizes measured best on the CPU (docs/BENCHMARKS.md: 512 tokens, 32 sequences).
@@ -485,6 +533,7 @@ fn worker_config(info: &ModelInfo, options: &EmbedderOptions, gpu: bool) -> Resu
                 .map_err(|_| Error::InvalidOption("too many threads".into()))?,
             flash_attention: options.flash_attention,
             mode: options.output_mode,
+            kv_cache: options.kv_cache,
         },
         max_context: info.context_length as usize,
         sort_by_length: options.sort_by_length,

@@ -1,9 +1,31 @@
 //! Options for loading an embedder and for each embedding call.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::engine::{Device, FlashAttention, LoadProgress, OutputMode};
+use crate::engine::{Device, FlashAttention, KvCache, LoadProgress, OutputMode};
+
+/// Whether an F16 model runs on the CPU's BF16 kernels, from a lossless BF16 copy of its file.
+///
+/// Qwen3-Embedding's weights are bfloat16 values, which its F16 file holds exactly; stored as
+/// BF16 they are the same numbers, and CPUs with AVX512-BF16 multiply them about 1.3x faster
+/// than F16 (docs/BENCHMARKS.md). The copy is written once (the model's size, in
+/// [`hub::bf16::default_bf16_dir`](crate::hub::bf16::default_bf16_dir) unless
+/// [`EmbedderOptions::bf16_dir`] says otherwise). What changes is the rounding of activations
+/// before each matrix product (bfloat16's 8 significant bits instead of f16's 11): vectors
+/// move by about 1e-5 in cosine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Bf16Weights {
+    /// When the model runs on a CPU with native BF16 dot products (AVX512-BF16). The default.
+    #[default]
+    Auto,
+    /// Whenever the model runs on the CPU, even without native BF16 instructions (slower there;
+    /// for tests).
+    Always,
+    /// Never: F16 kernels.
+    Never,
+}
 
 /// What one decode did, for observers (metrics, logs).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -49,6 +71,12 @@ pub struct EmbedderOptions {
     pub flash_attention: FlashAttention,
     /// How hidden states are read from llama.cpp (the default is the fast path).
     pub output_mode: OutputMode,
+    /// The KV cache layout (unified by default; per-sequence for measurements).
+    pub kv_cache: KvCache,
+    /// Whether an F16 model runs on BF16 kernels (on CPUs that have them, by default).
+    pub bf16_weights: Bf16Weights,
+    /// Where BF16 copies of F16 models are kept; `None`: the default cache folder.
+    pub bf16_dir: Option<PathBuf>,
     /// Decode each request's longest texts first (default): long texts then share one
     /// enlarged context. Off keeps input order (for measurements).
     pub sort_by_length: bool,
@@ -71,6 +99,9 @@ impl Default for EmbedderOptions {
             max_tokens: DEFAULT_MAX_TOKENS,
             flash_attention: FlashAttention::Auto,
             output_mode: OutputMode::LastToken,
+            kv_cache: KvCache::Unified,
+            bf16_weights: Bf16Weights::Auto,
+            bf16_dir: None,
             sort_by_length: true,
             load_progress: None,
             max_queued: None,
@@ -89,6 +120,9 @@ impl fmt::Debug for EmbedderOptions {
             .field("max_tokens", &self.max_tokens)
             .field("flash_attention", &self.flash_attention)
             .field("output_mode", &self.output_mode)
+            .field("kv_cache", &self.kv_cache)
+            .field("bf16_weights", &self.bf16_weights)
+            .field("bf16_dir", &self.bf16_dir)
             .field("sort_by_length", &self.sort_by_length)
             .field("load_progress", &self.load_progress.is_some())
             .field("max_queued", &self.max_queued)
@@ -137,6 +171,24 @@ impl EmbedderOptions {
     /// Chooses how hidden states are read from llama.cpp.
     pub fn with_output_mode(mut self, mode: OutputMode) -> Self {
         self.output_mode = mode;
+        self
+    }
+
+    /// Chooses the KV cache layout.
+    pub fn with_kv_cache(mut self, kv_cache: KvCache) -> Self {
+        self.kv_cache = kv_cache;
+        self
+    }
+
+    /// Chooses when an F16 model runs on BF16 kernels.
+    pub fn with_bf16_weights(mut self, when: Bf16Weights) -> Self {
+        self.bf16_weights = when;
+        self
+    }
+
+    /// Keeps BF16 copies of F16 models in `dir`.
+    pub fn with_bf16_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.bf16_dir = Some(dir.into());
         self
     }
 

@@ -34,6 +34,20 @@ pub enum FlashAttention {
     Off,
 }
 
+/// How the KV cache is laid out across the sequences of one decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KvCache {
+    /// One cache shared by all sequences (masked per sequence): one micro-batch per decode,
+    /// memory for the decode's tokens only. The default, and the measured best on the CPU
+    /// (docs/BENCHMARKS.md).
+    #[default]
+    Unified,
+    /// One cache stream per sequence, each as large as a whole decode: attention never spans
+    /// other sequences, but llama.cpp then splits a decode into micro-batches of equal-length
+    /// runs, and the cache takes `sequences` times the memory. For measurements.
+    PerSequence,
+}
+
 /// The shape of a context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ContextParams {
@@ -45,6 +59,7 @@ pub(crate) struct ContextParams {
     pub n_threads: i32,
     pub flash_attention: FlashAttention,
     pub mode: OutputMode,
+    pub kv_cache: KvCache,
 }
 
 /// Where the graph callback copies `result_norm`. Boxed so its address stays fixed.
@@ -128,8 +143,11 @@ impl<'m> Context<'m> {
         cp.n_seq_max = params.n_seq_max;
         cp.n_threads = params.n_threads;
         cp.n_threads_batch = params.n_threads;
-        // Without a unified KV cache each sequence gets only n_ctx / n_seq_max cells.
-        cp.kv_unified = true;
+        cp.kv_unified = params.kv_cache == KvCache::Unified;
+        if params.kv_cache == KvCache::PerSequence {
+            // Each sequence's stream gets n_ctx / n_seq_max cells: room for a whole decode.
+            cp.n_ctx = params.n_ctx.saturating_mul(params.n_seq_max);
+        }
         cp.no_perf = true;
         cp.flash_attn_type = match params.flash_attention {
             FlashAttention::Auto => sys::LLAMA_FLASH_ATTN_TYPE_AUTO,
@@ -182,6 +200,26 @@ impl<'m> Context<'m> {
     /// The caller guarantees the sequences fit: at most `n_seq_max` of them, `n_ctx` tokens in
     /// all, none empty.
     pub fn decode(&mut self, seqs: &[&[i32]]) -> Result<Vec<f32>> {
+        if self.params.kv_cache == KvCache::Unified || self.params.mode != OutputMode::LastToken {
+            return self.decode_in_order(seqs);
+        }
+        // Per-sequence caches make llama.cpp split the decode into micro-batches of equal-length
+        // runs of consecutive sequences, and the graph callback sees each sequence's last token
+        // in the micro-batch where it ends. With the shortest first, that is the batch order.
+        let mut order: Vec<usize> = (0..seqs.len()).collect();
+        order.sort_by_key(|&i| seqs[i].len());
+        let sorted: Vec<&[i32]> = order.iter().map(|&i| seqs[i]).collect();
+        let rows = self.decode_in_order(&sorted)?;
+        let n_embd = self.model.n_embd();
+        let mut out = vec![0.0; rows.len()];
+        for (row, &i) in rows.chunks_exact(n_embd).zip(&order) {
+            out[i * n_embd..(i + 1) * n_embd].copy_from_slice(row);
+        }
+        Ok(out)
+    }
+
+    /// [`decode`](Self::decode) for a context whose outputs come back in batch order.
+    fn decode_in_order(&mut self, seqs: &[&[i32]]) -> Result<Vec<f32>> {
         let total: usize = seqs.iter().map(|s| s.len()).sum();
         assert!(
             !seqs.is_empty()

@@ -187,6 +187,8 @@ fn backend_features(index: usize) -> Vec<String> {
 pub(crate) struct Placement {
     /// The GPU, when offloading.
     pub gpu: Option<DeviceInfo>,
+    /// Whether the CPU kernels have native BF16 dot products (AVX512-BF16).
+    pub cpu_bf16: bool,
 }
 
 impl Placement {
@@ -240,5 +242,9 @@ pub(crate) fn place(device: Device) -> Result<Placement> {
         ),
         None => tracing::info!("running on the CPU"),
     }
-    Ok(Placement { gpu })
+    let cpu_bf16 = all
+        .iter()
+        .filter(|d| d.kind == DeviceKind::Cpu)
+        .any(|d| d.features.iter().any(|f| f == "AVX512_BF16"));
+    Ok(Placement { gpu, cpu_bf16 })
 }

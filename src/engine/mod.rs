@@ -12,8 +12,8 @@ mod model;
 mod pages;
 
 pub(crate) use context::{Context, ContextParams};
-pub use context::{FlashAttention, OutputMode};
-pub(crate) use devices::place;
+pub use context::{FlashAttention, KvCache, OutputMode};
 pub use devices::{Device, DeviceInfo, DeviceKind, devices};
+pub(crate) use devices::{Placement, place};
 pub use model::LoadProgress;
 pub(crate) use model::{LoadParams, Model};

@@ -8,6 +8,7 @@
 //! can embed with and summarises it.
 
 mod info;
+pub mod repack;
 mod types;
 
 use std::collections::HashMap;
@@ -97,6 +98,11 @@ pub struct GgufFile {
     index: HashMap<String, usize>,
     tensors: Vec<TensorInfo>,
     data_offset: u64,
+    tensor_table_offset: u64,
+    /// Where each metadata value starts in the file (same order as `metadata`).
+    value_offsets: Vec<usize>,
+    /// Where each tensor's type tag is in the file (same order as `tensors`).
+    type_tag_offsets: Vec<usize>,
 }
 
 impl GgufFile {
@@ -121,6 +127,9 @@ impl GgufFile {
             metadata: parsed.metadata,
             tensors: parsed.tensors,
             data_offset: parsed.data_offset,
+            tensor_table_offset: parsed.tensor_table_offset,
+            value_offsets: parsed.value_offsets,
+            type_tag_offsets: parsed.type_tag_offsets,
             map,
         })
     }
@@ -177,6 +186,11 @@ impl GgufFile {
         Some(start..start + t.size)
     }
 
+    /// Offset of the tensor table from the start of the file: the metadata ends there.
+    pub fn tensor_table_offset(&self) -> u64 {
+        self.tensor_table_offset
+    }
+
     /// Offset of the tensor data section from the start of the file.
     pub fn data_offset(&self) -> u64 {
         self.data_offset
@@ -226,12 +240,18 @@ impl GgufFile {
     }
 }
 
+/// Metadata entries in file order.
+type Metadata = Vec<(String, Value)>;
+
 /// What the parser produces.
 struct Parsed {
     version: u32,
     metadata: Vec<(String, Value)>,
     tensors: Vec<TensorInfo>,
     data_offset: u64,
+    tensor_table_offset: u64,
+    value_offsets: Vec<usize>,
+    type_tag_offsets: Vec<usize>,
 }
 
 /// A bounds-checked cursor over the file's bytes.
@@ -266,9 +286,10 @@ impl<'a> Parser<'a> {
         self.check_count(n_kv, 12, "metadata entries")?;
         self.check_count(n_tensors, 24, "tensors")?;
 
-        let metadata = self.metadata(n_kv)?;
+        let (metadata, value_offsets) = self.metadata(n_kv)?;
         let alignment = alignment(&metadata)?;
-        let tensors = self.tensor_infos(n_tensors)?;
+        let tensor_table_offset = self.pos as u64;
+        let (tensors, type_tag_offsets) = self.tensor_infos(n_tensors)?;
         let data_offset = (self.pos as u64).next_multiple_of(alignment);
         self.check_tensor_data(&tensors, data_offset, alignment)?;
         Ok(Parsed {
@@ -276,6 +297,9 @@ impl<'a> Parser<'a> {
             metadata,
             tensors,
             data_offset,
+            tensor_table_offset,
+            value_offsets,
+            type_tag_offsets,
         })
     }
 
@@ -345,9 +369,11 @@ impl<'a> Parser<'a> {
         self.take(len, || format!("{} ({len} bytes)", what()))
     }
 
-    fn metadata(&mut self, n_kv: u64) -> Result<Vec<(String, Value)>, GgufError> {
+    /// The metadata entries, and where each value starts.
+    fn metadata(&mut self, n_kv: u64) -> Result<(Metadata, Vec<usize>), GgufError> {
         let mut seen = HashMap::new();
         let mut entries = Vec::with_capacity(n_kv as usize);
+        let mut offsets = Vec::with_capacity(n_kv as usize);
         for i in 0..n_kv {
             let key_bytes = self.string_bytes(&|| format!("metadata key #{i}"))?;
             let key = std::str::from_utf8(key_bytes)
@@ -362,10 +388,11 @@ impl<'a> Parser<'a> {
             let value_type = ValueType::from_tag(tag).ok_or_else(|| {
                 GgufError::Malformed(format!("metadata key {key:?} has unknown value type {tag}"))
             })?;
+            offsets.push(self.pos);
             let value = self.value(value_type, &key, 0)?;
             entries.push((key, value));
         }
-        Ok(entries)
+        Ok((entries, offsets))
     }
 
     fn value(&mut self, value_type: ValueType, key: &str, depth: u32) -> Result<Value, GgufError> {
@@ -425,9 +452,11 @@ impl<'a> Parser<'a> {
         })
     }
 
-    fn tensor_infos(&mut self, n_tensors: u64) -> Result<Vec<TensorInfo>, GgufError> {
+    /// The tensor table, and where each tensor's type tag is.
+    fn tensor_infos(&mut self, n_tensors: u64) -> Result<(Vec<TensorInfo>, Vec<usize>), GgufError> {
         let mut names = HashMap::new();
         let mut tensors = Vec::with_capacity(n_tensors as usize);
+        let mut tag_offsets = Vec::with_capacity(n_tensors as usize);
         for i in 0..n_tensors {
             let name_bytes = self.string_bytes(&|| format!("the name of tensor #{i}"))?;
             let name = String::from_utf8_lossy(name_bytes).into_owned();
@@ -446,6 +475,7 @@ impl<'a> Parser<'a> {
             for d in 0..n_dims {
                 dims.push(self.u64(&format!("dimension {d} of tensor {name:?}"))?);
             }
+            tag_offsets.push(self.pos);
             let tag = self.u32(&format!("the type of tensor {name:?}"))?;
             let tensor_type = TensorType::from_tag(tag).ok_or_else(|| {
                 GgufError::Malformed(format!("tensor {name:?} has unknown type {tag}"))
@@ -460,7 +490,7 @@ impl<'a> Parser<'a> {
                 size,
             });
         }
-        Ok(tensors)
+        Ok((tensors, tag_offsets))
     }
 
     fn check_tensor_data(

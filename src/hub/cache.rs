@@ -183,8 +183,8 @@ impl RepoCache {
     }
 }
 
-/// Size and modification time: enough to tell whether a blob changed since we hashed it.
-fn file_stamp(path: &Path) -> Option<String> {
+/// Size and modification time: enough to tell whether a file changed since we last read it.
+pub(crate) fn file_stamp(path: &Path) -> Option<String> {
     let meta = fs::metadata(path).ok()?;
     let mtime = meta.modified().ok()?.duration_since(UNIX_EPOCH).ok()?;
     Some(format!("{}:{}", meta.len(), mtime.as_nanos()))

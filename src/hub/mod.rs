@@ -15,6 +15,7 @@
 //! reports, before it becomes visible in the cache; an interrupted download resumes; two
 //! processes asking for the same file download it once.
 
+pub mod bf16;
 mod cache;
 mod catalog;
 mod config;
@@ -33,6 +34,7 @@ pub use config::{DEFAULT_ENDPOINT, HubConfig};
 pub use http::{FileMetadata, is_sha256};
 pub use spec::{DEFAULT_REVISION, HubFile, ModelSpec};
 
+pub(crate) use cache::file_stamp;
 pub(crate) use download::{hex, sha256_of};
 
 use cache::RepoCache;
@@ -399,12 +401,16 @@ impl Hub {
         })
     }
 
-    /// Removes a cached file: its snapshot entries, and its blobs once nothing points to them.
-    /// Returns the removed entries and the bytes freed.
+    /// Removes a cached file: its snapshot entries, its BF16 copies in the default folder
+    /// ([`bf16::default_bf16_dir`]), and its blobs once nothing points to them. Returns the
+    /// removed entries and the bytes freed.
     pub fn remove(&self, file: &HubFile) -> Result<(Vec<CachedFile>, u64), HubError> {
         let cache = RepoCache::new(&self.config.cache_dir, &file.repo);
         let removed = self.find_cached(file);
+        let mut freed = 0;
         for entry in &removed {
+            // Its BF16 copies (F16 models) go too: they would be rewritten if needed again.
+            freed += bf16::remove_bf16_copies(&entry.path, &bf16::default_bf16_dir());
             std::fs::remove_file(&entry.path).map_err(|e| HubError::cache_io(&entry.path, e))?;
         }
         let still_used: Vec<String> = cache
@@ -412,7 +418,6 @@ impl Hub {
             .iter()
             .filter_map(|(_, _, p)| cache.blob_of(p).map(|(etag, _)| etag))
             .collect();
-        let mut freed = 0;
         let mut etags: Vec<&str> = removed.iter().map(|c| c.etag.as_str()).collect();
         etags.sort_unstable();
         etags.dedup();

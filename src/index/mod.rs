@@ -919,14 +919,11 @@ fn fingerprint(
 /// The canonical path, size and modification time of a file: enough to tell it is unchanged.
 fn file_stamp(path: &Path) -> Option<String> {
     let real = std::fs::canonicalize(path).ok()?;
-    let meta = std::fs::metadata(&real).ok()?;
-    let mtime = meta
-        .modified()
-        .ok()?
-        .duration_since(UNIX_EPOCH)
-        .ok()?
-        .as_nanos();
-    Some(format!("{}|{}|{mtime}", real.display(), meta.len()))
+    Some(format!(
+        "{}|{}",
+        real.display(),
+        crate::hub::file_stamp(&real)?
+    ))
 }
 
 /// The model file's sha256: free for files in the Hugging Face cache (their blob is named by

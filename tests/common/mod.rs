@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: fixture paths and the reference vectors.
 #![allow(dead_code)]
 
+pub mod f16_writer;
 pub mod mock_hub;
 
 use std::path::PathBuf;
@@ -36,6 +37,9 @@ pub struct Case {
     pub embedding: Vec<f32>,
     /// transformers' vector with the weights as the Q8_0 file stores them (dequantized).
     pub embedding_q8_0: Vec<f32>,
+    /// transformers' vector with the matrices rounded to bfloat16 (what an F16 file of a
+    /// bfloat16 checkpoint holds).
+    pub embedding_bf16: Vec<f32>,
 }
 
 impl Case {
@@ -76,6 +80,7 @@ pub fn cases() -> &'static [Case] {
                     .collect(),
                 embedding: floats(&c["embedding"]),
                 embedding_q8_0: floats(&c["embedding_q8_0"]),
+                embedding_bf16: floats(&c["embedding_bf16"]),
             })
             .collect()
     })
