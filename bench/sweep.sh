@@ -13,10 +13,16 @@ print("%-44s %7.1f tok/s  p50 %6.1f ms  RSS %5.0f MB" % (
 run() {
     "$bin" bench -m "$model" --latency-runs 5 -f json "$@" | python3 -c "$summary" "$@"
 }
-for tokens in 256 512 1024 2048; do run --threads "$threads" --batch-tokens "$tokens"; done
-run --threads "$threads" --batch-tokens 512 --flash-attn off
-run --threads "$threads" --batch-tokens 512 --batch-sequences 8
-run --threads "$threads" --batch-tokens 512 --batch-sequences 16
-run --threads "$threads" --batch-tokens 512 --no-sort
-run --threads "$threads" --batch-tokens 512 --llama-embedding-mode
-run --threads 1 --batch-tokens 512
+for pair in "256 64" "512 64" "512 32" "512 16" "512 8" "1024 64" "2048 64"; do
+    set -- $pair
+    run --threads "$threads" --batch-tokens "$1" --batch-sequences "$2"
+done
+run --threads "$threads" --batch-tokens 512 --batch-sequences 64 --flash-attn off
+run --threads "$threads" --batch-tokens 512 --batch-sequences 64 --no-sort
+run --threads "$threads" --batch-tokens 512 --batch-sequences 64 --llama-embedding-mode
+run --threads 1 --batch-tokens 512 --batch-sequences 64
+# One KV cache stream per sequence instead of the unified cache.
+for pair in "512 32" "1024 64" "2048 64"; do
+    set -- $pair
+    run --threads "$threads" --batch-tokens "$1" --batch-sequences "$2" --kv-per-sequence
+done

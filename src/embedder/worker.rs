@@ -140,6 +140,8 @@ pub(crate) fn run(
             .collect();
         let started = Instant::now();
         let result = context.decode(&seqs);
+        // The rows this decode read brought their neighbourhoods back (see SparsePages).
+        model.release_sparse_pages();
         if let Some(observer) = &shared.observer {
             let mut requests: Vec<usize> = slots.iter().map(|s| s.job).collect();
             requests.dedup();

@@ -33,6 +33,8 @@ pub(crate) struct Model {
     ptr: NonNull<sys::llama_model>,
     vocab: NonNull<sys::llama_vocab>,
     n_embd: usize,
+    /// Where the sparsely read weights are mapped (CPU only; empty otherwise).
+    sparse: pages::SparsePages,
 }
 
 // SAFETY: a llama_model is immutable once loaded; llama.cpp shares one model between contexts
@@ -100,16 +102,26 @@ impl Model {
         // SAFETY: `ptr` is a valid model; the vocabulary lives as long as the model.
         let vocab = unsafe { sys::llama_model_get_vocab(ptr.as_ptr()) };
         let n_embd = unsafe { sys::llama_model_n_embd(ptr.as_ptr()) };
+        let sparse = if params.gpu_layers == 0 {
+            pages::SparsePages::find(path, &params.sparse_ranges)
+        } else {
+            pages::SparsePages::default()
+        };
         let model = Self {
             ptr,
             vocab: NonNull::new(vocab.cast_mut()).ok_or_else(|| load_error("no vocabulary"))?,
             n_embd: usize::try_from(n_embd).map_err(|_| load_error("negative n_embd"))?,
+            sparse,
         };
-        if params.gpu_layers == 0 {
-            let released = pages::release(path, &params.sparse_ranges);
-            tracing::debug!("released {} MB of sparsely read weights", released >> 20);
-        }
+        let released = model.release_sparse_pages();
+        tracing::debug!("released {} MB of sparsely read weights", released >> 20);
         Ok(model)
+    }
+
+    /// Drops the resident pages of the weights read only row by row (the token embeddings):
+    /// after loading, and after each decode. Returns the bytes covered.
+    pub fn release_sparse_pages(&self) -> u64 {
+        self.sparse.release()
     }
 
     /// The raw model, for creating contexts.

@@ -10,53 +10,71 @@
 use std::ops::Range;
 use std::path::Path;
 
-/// Drops the resident pages of the given byte ranges of `model` from this process's mappings
-/// of it. Returns the bytes released. Best effort: does nothing where unsupported.
-#[cfg(target_os = "linux")]
-pub(crate) fn release(model: &Path, ranges: &[Range<u64>]) -> u64 {
-    let Ok(model) = std::fs::canonicalize(model) else {
-        return 0;
-    };
-    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
-        return 0;
-    };
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
-    let mut released = 0;
-    for mapping in maps.lines().filter_map(parse_mapping) {
-        if Path::new(mapping.path) != model {
-            continue;
-        }
-        for range in ranges {
-            let Some(addresses) = mapping.addresses_of(range) else {
-                continue;
-            };
-            let start = addresses.start.next_multiple_of(page);
-            let end = addresses.end / page * page;
-            if end <= start {
-                continue;
-            }
-            // SAFETY: the range lies inside a read-only file mapping of the model; dropping its
-            // pages only makes later reads fault them back in from the file.
+/// The page-aligned address ranges where sparsely read weights are mapped, found once after
+/// loading. Releasing them is a cheap system call, repeated after every decode: each row read
+/// faults in its neighbourhood too (the kernel maps up to 64 KiB around a fault from the page
+/// cache), so without it the matrix creeps back into memory a few pages per token.
+#[derive(Debug, Default)]
+pub(crate) struct SparsePages {
+    ranges: Vec<Range<usize>>,
+}
+
+impl SparsePages {
+    /// Finds where the byte `ranges` of the file `model` are mapped in this process.
+    #[cfg(target_os = "linux")]
+    pub fn find(model: &Path, ranges: &[Range<u64>]) -> Self {
+        let (Ok(model), Ok(maps)) = (
+            std::fs::canonicalize(model),
+            std::fs::read_to_string("/proc/self/maps"),
+        ) else {
+            return Self::default();
+        };
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
+        let ranges = maps
+            .lines()
+            .filter_map(parse_mapping)
+            .filter(|mapping| Path::new(mapping.path) == model)
+            .flat_map(|mapping| {
+                ranges
+                    .iter()
+                    .filter_map(|range| mapping.addresses_of(range))
+                    .collect::<Vec<_>>()
+            })
+            .map(|a| a.start.next_multiple_of(page) as usize..(a.end / page * page) as usize)
+            .filter(|a| a.start < a.end)
+            .collect();
+        Self { ranges }
+    }
+
+    /// Elsewhere the pages stay; memory use is what the OS makes of the mapping.
+    #[cfg(not(target_os = "linux"))]
+    pub fn find(_model: &Path, _ranges: &[Range<u64>]) -> Self {
+        Self::default()
+    }
+
+    /// Drops the ranges' resident pages; returns the bytes covered.
+    ///
+    /// The caller keeps the mapping alive: the model owns both.
+    pub fn release(&self) -> u64 {
+        let mut released = 0;
+        #[cfg(target_os = "linux")]
+        for range in &self.ranges {
+            // SAFETY: the range lies inside a live read-only file mapping of the model;
+            // dropping its pages only makes later reads fault them back in from the file.
             let rc = unsafe {
                 libc::madvise(
-                    start as *mut libc::c_void,
-                    (end - start) as usize,
+                    range.start as *mut libc::c_void,
+                    range.len(),
                     libc::MADV_DONTNEED,
                 )
             };
             if rc == 0 {
-                released += end - start;
+                released += range.len() as u64;
             }
         }
+        released
     }
-    released
-}
-
-/// Elsewhere the pages stay; memory use is what the OS makes of the mapping.
-#[cfg(not(target_os = "linux"))]
-pub(crate) fn release(_model: &Path, _ranges: &[Range<u64>]) -> u64 {
-    0
 }
 
 /// One line of /proc/self/maps.
@@ -128,9 +146,11 @@ mod tests {
         // SAFETY: the test owns the file and does not change it while mapped.
         let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.unwrap();
         let range = 4096..(1u64 << 19);
-        let released = release(&path, std::slice::from_ref(&range));
+        let pages = SparsePages::find(&path, std::slice::from_ref(&range));
+        let released = pages.release();
         assert!(released >= (1 << 19) - 2 * 4096, "released {released}");
-        // The data is still readable afterwards.
+        // The data is still readable afterwards, and can be released again.
         assert!(map.iter().all(|&b| b == 7));
+        assert_eq!(pages.release(), released);
     }
 }
