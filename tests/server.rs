@@ -7,7 +7,6 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::{case, cases, cli, f32_model, floats};
@@ -123,10 +122,6 @@ fn cli_vectors(texts: &[&str], extra: &[&str]) -> Vec<Vec<f32>> {
     v.as_array().unwrap().iter().map(floats).collect()
 }
 
-fn shared_server() -> &'static Server {
-    static S: OnceLock<Server> = OnceLock::new();
-    S.get_or_init(|| Server::start(&[]))
-}
 
 fn assert_same(got: &[Vec<f32>], want: &[Vec<f32>]) {
     assert_eq!(got.len(), want.len());
@@ -139,7 +134,7 @@ fn assert_same(got: &[Vec<f32>], want: &[Vec<f32>]) {
 
 #[test]
 fn openai_endpoint_returns_the_cli_vectors_with_usage() {
-    let s = shared_server();
+    let s = Server::start(&[]);
     let texts = [case("english").text.as_str(), case("chinese").text.as_str()];
     let (status, body, _) = s.post(
         "/v1/embeddings",
@@ -189,7 +184,7 @@ fn openai_endpoint_returns_the_cli_vectors_with_usage() {
 
 #[test]
 fn the_official_openai_python_client_works_with_float_and_base64() {
-    let s = shared_server();
+    let s = Server::start(&[]);
     let texts = [
         case("russian").text.as_str(),
         case("python_code").text.as_str(),
@@ -246,7 +241,7 @@ print(json.dumps(out))
 
 #[test]
 fn ollama_and_tei_shapes() {
-    let s = shared_server();
+    let s = Server::start(&[]);
     let texts = [case("german").text.as_str(), case("korean").text.as_str()];
     let want = cli_vectors(&texts, &[]);
 
