@@ -14,10 +14,29 @@ use gguf_embed::gguf::{GgufFile, ModelInfo};
 use gguf_embed::vector::cosine;
 use gguf_embed::{Bf16Weights, DeviceKind, EmbedOptions, Embedder, EmbedderOptions};
 
-fn f16_model(dir: &Path, rounding: Rounding) -> PathBuf {
-    let path = dir.join("tiny-f16.gguf");
-    write_f16_copy(&f32_model(), &path, rounding);
-    path
+/// An F16 model written from the F32 fixture, and an empty folder for its copies.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    model: PathBuf,
+    copies: PathBuf,
+}
+
+impl Fixture {
+    fn new(rounding: Rounding) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("tiny-f16.gguf");
+        write_f16_copy(&f32_model(), &model, rounding);
+        let copies = dir.path().join("copies");
+        Self {
+            _dir: dir,
+            model,
+            copies,
+        }
+    }
+
+    fn embedder(&self, when: Bf16Weights) -> Embedder {
+        embedder(&self.model, when, &self.copies)
+    }
 }
 
 fn embedder(model: &Path, when: Bf16Weights, copies: &Path) -> Embedder {
@@ -66,13 +85,12 @@ fn the_bf16_copy_of_a_bfloat16_checkpoint_matches_transformers() {
     if !on_cpu() {
         return eprintln!("BF16 copies are for the CPU; GGUF_EMBED_TEST_DEVICE asks for a GPU");
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let model = f16_model(tmp.path(), Rounding::ViaBfloat16);
-    let copies = tmp.path().join("copies");
-    let e = embedder(&model, Bf16Weights::Always, &copies);
+    let f = Fixture::new(Rounding::ViaBfloat16);
+    let copies = &f.copies;
+    let e = f.embedder(Bf16Weights::Always);
 
     let copy = e.weights_file();
-    assert!(copy.starts_with(&copies), "{}", copy.display());
+    assert!(copy.starts_with(copies), "{}", copy.display());
     assert!(copy.to_string_lossy().ends_with(".bf16.gguf"));
     assert_eq!(
         e.info().file_type.as_deref(),
@@ -99,12 +117,11 @@ fn the_bf16_copy_of_a_bfloat16_checkpoint_matches_transformers() {
 
 #[test]
 fn f16_kernels_match_transformers_on_the_same_weights() {
-    let tmp = tempfile::tempdir().unwrap();
-    let model = f16_model(tmp.path(), Rounding::ViaBfloat16);
-    let copies = tmp.path().join("copies");
-    let e = embedder(&model, Bf16Weights::Never, &copies);
+    let f = Fixture::new(Rounding::ViaBfloat16);
+    let (model, copies) = (&f.model, &f.copies);
+    let e = f.embedder(Bf16Weights::Never);
     assert_eq!(e.weights_file(), model);
-    assert!(files_in(&copies).is_empty());
+    assert!(files_in(copies).is_empty());
     let (worst, case) = worst_cosine(&e);
     eprintln!("F16 kernels: worst cosine {worst:.7} ({case})");
     assert!(
@@ -118,11 +135,9 @@ fn bf16_and_f16_kernels_agree() {
     if !on_cpu() {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let model = f16_model(tmp.path(), Rounding::ViaBfloat16);
-    let copies = tmp.path().join("copies");
-    let bf16 = embedder(&model, Bf16Weights::Always, &copies);
-    let f16 = embedder(&model, Bf16Weights::Never, &copies);
+    let f = Fixture::new(Rounding::ViaBfloat16);
+    let bf16 = f.embedder(Bf16Weights::Always);
+    let f16 = f.embedder(Bf16Weights::Never);
     let docs: Vec<&Case> = cases().iter().filter(|c| c.task.is_none()).collect();
     let texts: Vec<&str> = docs.iter().map(|c| c.text.as_str()).collect();
     let a = bf16.embed(&texts, &EmbedOptions::documents()).unwrap();
@@ -147,17 +162,12 @@ fn the_copy_is_reused_and_replaced_when_the_model_changes() {
     if !on_cpu() {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let model = f16_model(tmp.path(), Rounding::ViaBfloat16);
-    let copies = tmp.path().join("copies");
+    let f = Fixture::new(Rounding::ViaBfloat16);
+    let (model, copies) = (&f.model, &f.copies);
 
-    let first = embedder(&model, Bf16Weights::Always, &copies)
-        .weights_file()
-        .to_path_buf();
+    let first = f.embedder(Bf16Weights::Always).weights_file().to_path_buf();
     let written = std::fs::metadata(&first).unwrap().modified().unwrap();
-    let second = embedder(&model, Bf16Weights::Always, &copies)
-        .weights_file()
-        .to_path_buf();
+    let second = f.embedder(Bf16Weights::Always).weights_file().to_path_buf();
     assert_eq!(first, second);
     assert_eq!(
         std::fs::metadata(&second).unwrap().modified().unwrap(),
@@ -166,20 +176,18 @@ fn the_copy_is_reused_and_replaced_when_the_model_changes() {
     );
 
     // The model file changes (a new download in its place): a new copy replaces the old.
-    write_f16_copy(&f32_model(), &model, Rounding::ViaBfloat16);
+    write_f16_copy(&f32_model(), model, Rounding::ViaBfloat16);
     let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
     std::fs::File::options()
         .write(true)
-        .open(&model)
+        .open(model)
         .unwrap()
         .set_modified(later)
         .unwrap();
-    let third = embedder(&model, Bf16Weights::Always, &copies)
-        .weights_file()
-        .to_path_buf();
+    let third = f.embedder(Bf16Weights::Always).weights_file().to_path_buf();
     assert_ne!(third, first);
     assert_eq!(
-        files_in(&copies),
+        files_in(copies),
         vec![third.file_name().unwrap().to_string_lossy().into_owned()],
         "the stale copy is removed, nothing else is left"
     );
@@ -187,15 +195,14 @@ fn the_copy_is_reused_and_replaced_when_the_model_changes() {
 
 #[test]
 fn weights_that_are_not_bfloat16_values_keep_the_f16_kernels() {
-    let tmp = tempfile::tempdir().unwrap();
-    let model = f16_model(tmp.path(), Rounding::Direct);
-    let copies = tmp.path().join("copies");
-    let e = embedder(&model, Bf16Weights::Always, &copies);
+    let f = Fixture::new(Rounding::Direct);
+    let (model, copies) = (&f.model, &f.copies);
+    let e = f.embedder(Bf16Weights::Always);
     assert_eq!(e.weights_file(), model);
     assert!(
-        files_in(&copies).is_empty(),
+        files_in(copies).is_empty(),
         "left behind: {:?}",
-        files_in(&copies)
+        files_in(copies)
     );
     let v = e
         .embed(&["still works"], &EmbedOptions::documents())
@@ -205,12 +212,11 @@ fn weights_that_are_not_bfloat16_values_keep_the_f16_kernels() {
 
 #[test]
 fn an_unwritable_copy_folder_falls_back_to_the_f16_kernels() {
-    let tmp = tempfile::tempdir().unwrap();
-    let model = f16_model(tmp.path(), Rounding::ViaBfloat16);
-    let blocker = tmp.path().join("a-file");
+    let f = Fixture::new(Rounding::ViaBfloat16);
+    let blocker = f.copies.with_file_name("a-file");
     std::fs::write(&blocker, b"not a folder").unwrap();
-    let e = embedder(&model, Bf16Weights::Always, &blocker.join("copies"));
-    assert_eq!(e.weights_file(), model);
+    let e = embedder(&f.model, Bf16Weights::Always, &blocker.join("copies"));
+    assert_eq!(e.weights_file(), f.model);
     let (worst, case) = worst_cosine(&e);
     assert!(worst >= 0.9999, "case {case:?}: cosine {worst}");
 }
@@ -221,10 +227,9 @@ fn auto_uses_bf16_kernels_exactly_when_the_cpu_has_them() {
         .iter()
         .filter(|d| d.kind == DeviceKind::Cpu)
         .any(|d| d.features.iter().any(|f| f == "AVX512_BF16"));
-    let tmp = tempfile::tempdir().unwrap();
-    let model = f16_model(tmp.path(), Rounding::ViaBfloat16);
-    let copies = tmp.path().join("copies");
-    let e = embedder(&model, Bf16Weights::Auto, &copies);
+    let f = Fixture::new(Rounding::ViaBfloat16);
+    let model = &f.model;
+    let e = f.embedder(Bf16Weights::Auto);
     let copied = e.weights_file() != model;
     eprintln!("CPU with AVX512_BF16: {has_bf16}; copy used: {copied}");
     assert_eq!(copied, has_bf16 && on_cpu());

@@ -122,7 +122,6 @@ fn cli_vectors(texts: &[&str], extra: &[&str]) -> Vec<Vec<f32>> {
     v.as_array().unwrap().iter().map(floats).collect()
 }
 
-
 fn assert_same(got: &[Vec<f32>], want: &[Vec<f32>]) {
     assert_eq!(got.len(), want.len());
     for (g, w) in got.iter().zip(want) {
