@@ -183,7 +183,7 @@ impl From<FlashAttnArg> for FlashAttention {
 pub enum Bf16Arg {
     /// When the CPU has AVX512-BF16 (about 1.3x faster there)
     Auto,
-    /// Always on the CPU (slower without AVX512-BF16)
+    /// Whenever the model runs on the CPU, even without AVX512-BF16 (for tests)
     Always,
     /// Never: F16 kernels
     Never,

@@ -20,8 +20,8 @@ pub enum Bf16Weights {
     /// When the model runs on a CPU with native BF16 dot products (AVX512-BF16). The default.
     #[default]
     Auto,
-    /// Whenever the model runs on the CPU, even without native BF16 instructions (slower there;
-    /// for tests).
+    /// Whenever the model runs on the CPU, even without native BF16 instructions (ggml's
+    /// portable BF16 code; its speed there is unmeasured: for tests).
     Always,
     /// Never: F16 kernels.
     Never,
