@@ -485,6 +485,21 @@ fn an_f16_model_gets_a_bf16_copy_that_models_rm_removes() {
         stderr(&never)
     );
 
+    // A folder that cannot be made: a warning, then the F16 kernels.
+    let blocker = s.home.path().join("a-file");
+    std::fs::write(&blocker, b"not a folder").unwrap();
+    let cache = blocker.join("cache");
+    let fallback = s.run_env(
+        &["-m", &spec, "--bf16", "always", "hello"],
+        &[("GGUF_EMBED_CACHE", cache.to_str().unwrap())],
+    );
+    assert_ok(&fallback);
+    let err = stderr(&fallback);
+    assert!(
+        err.contains("cannot write a BF16 copy") && err.contains("running F16 kernels (set the"),
+        "{err}"
+    );
+
     assert_ok(&s.run(&["models", "rm", &spec]));
     assert_eq!(count_copies(), 0, "models rm leaves the BF16 copy behind");
 }

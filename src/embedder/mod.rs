@@ -492,7 +492,8 @@ fn weights_file(
         Ok(None) => path.to_path_buf(),
         Err(e) => {
             tracing::warn!(
-                "cannot write a BF16 copy of the F16 model in {}: {e}; running F16 kernels                  (set the folder with GGUF_EMBED_CACHE, or --bf16 never)",
+                "cannot write a BF16 copy of the F16 model in {}: {e}; running F16 kernels \
+                 (set the folder with GGUF_EMBED_CACHE, or --bf16 never)",
                 dir.display()
             );
             path.to_path_buf()

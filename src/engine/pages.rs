@@ -35,12 +35,7 @@ impl SparsePages {
             .lines()
             .filter_map(parse_mapping)
             .filter(|mapping| Path::new(mapping.path) == model)
-            .flat_map(|mapping| {
-                ranges
-                    .iter()
-                    .filter_map(|range| mapping.addresses_of(range))
-                    .collect::<Vec<_>>()
-            })
+            .flat_map(|mapping| ranges.iter().filter_map(move |r| mapping.addresses_of(r)))
             .map(|a| a.start.next_multiple_of(page) as usize..(a.end / page * page) as usize)
             .filter(|a| a.start < a.end)
             .collect();

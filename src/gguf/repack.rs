@@ -17,7 +17,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::{GgufError, GgufFile, TensorType, Value};
+use super::{GgufError, GgufFile, Value};
 
 /// ggml's tensor type tags.
 const F16: u32 = 1;
@@ -146,10 +146,9 @@ fn write_converted(source: &GgufFile, path: &Path) -> std::io::Result<Option<Str
 /// The header (metadata and tensor table) with F16 tensors retyped as BF16.
 fn patched_header(source: &GgufFile) -> Vec<u8> {
     let mut header = source.map[..source.data_offset() as usize].to_vec();
-    let bf16 = TensorType::from_tag(BF16).expect("bf16 is a known type");
     for (t, &at) in source.tensors().iter().zip(&source.type_tag_offsets) {
         if t.tensor_type.tag == F16 {
-            header[at..at + 4].copy_from_slice(&bf16.tag.to_le_bytes());
+            header[at..at + 4].copy_from_slice(&BF16.to_le_bytes());
         }
     }
     if let Some((i, _)) = source
