@@ -1,7 +1,8 @@
 //! `gguf-embed serve` over real HTTP: the three APIs, the official OpenAI Python client,
 //! dynamic batching under load, limits and errors, graceful shutdown.
 //!
-//! The OpenAI client test needs `python3 -m pip install openai` (CI installs it).
+//! The OpenAI client test installs the official `openai` package into the tests' virtual
+//! environment (`tests/common/python.rs`).
 
 mod common;
 
@@ -203,7 +204,7 @@ out["default"] = [list(d.embedding) for d in r.data]
 out["usage"] = r.usage.prompt_tokens
 print(json.dumps(out))
 "#;
-    let out = Command::new("python3")
+    let out = Command::new(common::python::python_with(&["openai"]))
         .args([
             "-c",
             script,
@@ -211,10 +212,10 @@ print(json.dumps(out))
             &serde_json::to_string(&texts).unwrap(),
         ])
         .output()
-        .expect("python3 is needed for this test");
+        .expect("running the test environment's python");
     assert!(
         out.status.success(),
-        "the OpenAI client failed (install it with `python3 -m pip install openai`): {}",
+        "the OpenAI client failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -3,6 +3,7 @@
 
 pub mod f16_writer;
 pub mod mock_hub;
+pub mod python;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
