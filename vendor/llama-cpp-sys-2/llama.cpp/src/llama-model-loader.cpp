@@ -1382,6 +1382,7 @@ struct ggml_tensor * llama_model_loader::create_tensor(
 
     if (duplicated) {
         size_data += ggml_nbytes(&t_meta);
+        duplicated_tensors.insert(ggml_get_name(tensor)); // gguf-embed patch
     } else {
         n_created++;
     }
@@ -1667,6 +1668,15 @@ bool llama_model_loader::load_all_data(
                 mmap_used.second = std::max(mmap_used.second, weight->offs + n_size);
             } else {
                 ggml_backend_tensor_set(cur, data, 0, n_size);
+                // gguf-embed patch: the tensor now lives in a buffer of its own (a repacked
+                // CPU buffer, a GPU): the mapped pages that only it used are no longer needed,
+                // so unmap them (whole interior pages only) instead of keeping the file's copy
+                // resident beside it. Not for a tensor created twice (a tied output whose
+                // other copy reads the mapping), nor while tensors are validated (which reads
+                // them later on another thread).
+                if (use_mmap && !lazy.has(cur) && !check_tensors && !duplicated_tensors.count(ggml_get_name(cur))) {
+                    mapping->unmap_fragment(weight->offs, weight->offs + n_size);
+                }
             }
         } else {
             const auto & file = files.at(weight->idx);

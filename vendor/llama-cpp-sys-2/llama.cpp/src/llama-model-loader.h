@@ -139,6 +139,9 @@ struct llama_model_loader {
     size_t size_done = 0;
     size_t size_data = 0;
     std::vector<std::pair<size_t, size_t>> mmaps_used;
+    // gguf-embed patch: names of tensors created twice from one weight (a tied output): their
+    // mapped bytes may still be read through the other tensor, so they are never unmapped.
+    std::set<std::string> duplicated_tensors;
 
     // define a comparator for the buft -> ctx map to ensure that the order is well-defined:
     struct ggml_backend_buft_comparator {

@@ -18,6 +18,14 @@
 
 #include "repack.h"
 
+#if defined(__linux__)
+#include <sys/mman.h>  // gguf-embed patch: madvise for the repacked buffer
+#endif
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include "arch/x86/q8_0x16.h"  // gguf-embed patch: interleaved Q8_0 kernels for x86
+#endif
+
 #if defined(__GNUC__)
 #pragma GCC diagnostic ignored "-Woverlength-strings"
 #endif
@@ -4920,6 +4928,81 @@ template <typename BLOC_TYPE, int64_t INTER_SIZE, int64_t NB_COLS, ggml_type PAR
     }
 };
 
+#if defined(Q8X16_AVAILABLE)
+// gguf-embed patch: Q8_0 weights repacked into 16-row interleaved groups for x86
+// (arch/x86/q8_0x16.h), multiplied with VNNI (or AVX2) integer dot products. Same values as
+// the file's; activations quantised as ggml's quantize_row_q8_0 does.
+class q8_0x16_traits : public tensor_traits_base {
+    bool work_size(int /* n_threads */, const struct ggml_tensor * op, size_t & size) override {
+        if (op->op != GGML_OP_MUL_MAT) {
+            return false;
+        }
+        size = q8x16::act_row_size(op->src[1]->ne[0]) * ggml_nrows(op->src[1]) + 64;
+        return true;
+    }
+
+    bool compute_forward(struct ggml_compute_params * params, struct ggml_tensor * op) override {
+        if (op->op != GGML_OP_MUL_MAT) {
+            return false;
+        }
+        const ggml_tensor * src0 = op->src[0];
+        const ggml_tensor * src1 = op->src[1];
+        ggml_tensor *       dst  = op;
+        GGML_TENSOR_BINARY_OP_LOCALS
+
+        GGML_ASSERT(src1->type == GGML_TYPE_F32);
+        GGML_ASSERT(ne02 == 1 && ne03 == 1);
+        GGML_ASSERT(nb0 == sizeof(float) && nb10 == sizeof(float));
+        GGML_ASSERT(ne0 == ne01 && ne1 == ne11 && ne2 == ne12 && ne3 == ne13);
+        GGML_ASSERT(ne00 % q8x16::QK == 0);
+
+        const int ith = params->ith;
+        const int nth = params->nth;
+
+        // Activation rows, quantised once for every weight row, shared by all threads.
+        const size_t lda    = q8x16::act_row_size(ne10);
+        const int64_t nrows1 = ne11 * ne12 * ne13;
+        uint8_t *     wdata  = (uint8_t *) GGML_PAD((uintptr_t) params->wdata, 64);
+        for (int64_t r = ith; r < nrows1; r += nth) {
+            const int64_t i13 = r / (ne11 * ne12);
+            const int64_t i12 = (r / ne11) % ne12;
+            const int64_t i11 = r % ne11;
+            q8x16::quantize_row((const float *) ((const char *) src1->data + i11 * nb11 + i12 * nb12 + i13 * nb13),
+                                wdata + r * lda, ne10);
+        }
+
+        // Chunks of 32 weight rows (two groups, the widest tile), handed out dynamically.
+        const int64_t rows_per_chunk = 2 * q8x16::NR;
+        const int64_t nchunk         = (ne01 + rows_per_chunk - 1) / rows_per_chunk;
+        if (ith == 0) {
+            ggml_threadpool_chunk_set(params->threadpool, nth);
+        }
+        ggml_barrier(params->threadpool);
+
+        const int64_t nb = ne00 / q8x16::QK;
+        for (int64_t chunk = ith; chunk < nchunk; chunk = ggml_threadpool_chunk_add(params->threadpool, 1)) {
+            const int64_t row0  = chunk * rows_per_chunk;
+            const int64_t nrows = std::min(rows_per_chunk, ne01 - row0);
+            const void *  w     = (const char *) src0->data + q8x16::group_offset(row0 / q8x16::NR, nb);
+            for (int64_t i13 = 0; i13 < ne13; i13++) {
+                for (int64_t i12 = 0; i12 < ne12; i12++) {
+                    // Rows of one plane are consecutive in dst (nb1 apart).
+                    q8x16::gemm(ne00, w, nrows, wdata + (i13 * ne12 + i12) * ne11 * lda, lda, ne11,
+                                (float *) ((char *) dst->data + i12 * nb2 + i13 * nb3) + row0, nb1 / sizeof(float));
+                }
+            }
+        }
+        return true;
+    }
+
+    int repack(struct ggml_tensor * t, const void * data, size_t data_size) override {
+        GGML_ASSERT(t->type == GGML_TYPE_Q8_0 && data_size == ggml_nbytes(t));
+        q8x16::repack(data, t->data, t->ne[1], t->ne[0]);
+        return 0;
+    }
+};
+#endif
+
 }  // namespace ggml::cpu::repack
 
 static const ggml::cpu::tensor_traits * ggml_repack_get_optimal_repack_type(const struct ggml_tensor * cur) {
@@ -5103,6 +5186,14 @@ static const ggml::cpu::tensor_traits * ggml_repack_get_optimal_repack_type(cons
             }
         }
     } else if (cur->type == GGML_TYPE_Q8_0) {
+#if defined(Q8X16_AVAILABLE)
+        // gguf-embed patch: x86 (AVX2 and up) gets the 16-row interleaved layout. 2-D weights
+        // only: the traits implement MUL_MAT, not MUL_MAT_ID.
+        static const ggml::cpu::repack::q8_0x16_traits q8_0x16;
+        if (ggml_n_dims(cur) == 2) {
+            return &q8_0x16;
+        }
+#endif
         if (ggml_cpu_has_neon() && ggml_cpu_has_matmul_int8()) {
             if (cur->ne[1] % 4 == 0) {
                 return &q8_0_4x8_q8_0;
@@ -5171,6 +5262,21 @@ static ggml_backend_buffer_t ggml_backend_cpu_repack_buffer_type_alloc_buffer(gg
     if (buffer == nullptr) {
         return nullptr;
     }
+
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    // gguf-embed patch: repacked weights are read whole for every product; transparent huge
+    // pages (where the system leaves them to madvise) save most TLB misses and, at load, most
+    // of the page faults of filling the buffer. Interior 2 MiB pages only.
+    {
+        const uintptr_t huge  = (uintptr_t) 2 << 20;
+        const uintptr_t base  = (uintptr_t) ggml_backend_buffer_get_base(buffer);
+        const uintptr_t start = (base + huge - 1) & ~(huge - 1);
+        const uintptr_t end   = (base + ggml_backend_buffer_get_size(buffer)) & ~(huge - 1);
+        if (end > start) {
+            madvise((void *) start, end - start, MADV_HUGEPAGE);  // advice only: errors are harmless
+        }
+    }
+#endif
 
     buffer->buft              = buft;
     buffer->iface.init_tensor = ggml_backend_cpu_repack_buffer_init_tensor;

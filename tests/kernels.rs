@@ -1,0 +1,87 @@
+//! The interleaved Q8_0 kernels that our ggml patch adds for x86
+//! (`vendor/llama-cpp-sys-2/llama.cpp/ggml/src/ggml-cpu/arch/x86/q8_0x16.h`, see
+//! `vendor/PATCHES.md`), checked against scalar references by a C++ program
+//! (`tests/kernels/q8_0x16.cpp`) compiled once per instruction set that this CPU can run, with
+//! the optimisation level ggml is built with: the repack is a lossless permutation, the
+//! activation quantisation gives ggml's own numbers bit for bit, and the products match a
+//! double-precision Q8_0 dot product on shapes whose rows are not a multiple of the 16-row
+//! interleave, with 1 to 33 activation rows and 1 to 96 blocks.
+
+#![cfg(target_arch = "x86_64")]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn header_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("vendor/llama-cpp-sys-2/llama.cpp/ggml/src/ggml-cpu/arch/x86")
+}
+
+/// Compiles the kernel test for one instruction set and runs it; returns its output.
+fn build_and_run(name: &str, flags: &[&str]) -> String {
+    let exe = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("q8_0x16-{name}"));
+    let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
+    let out = Command::new(&cxx)
+        .args(["-O3", "-std=c++17"])
+        .args(flags)
+        .arg("-I")
+        .arg(header_dir())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kernels/q8_0x16.cpp"))
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .unwrap_or_else(|e| panic!("running the C++ compiler `{cxx}` (set CXX): {e}"));
+    assert!(
+        out.status.success(),
+        "compiling the {name} kernel test failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = Command::new(&exe).output().unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success(),
+        "{name} kernels disagree with the reference:\n{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn q8_0x16_kernels_match_the_scalar_reference_on_every_instruction_set_this_cpu_runs() {
+    let avx2 = std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+        && std::arch::is_x86_feature_detected!("f16c");
+    let variants: [(&str, &[&str], bool); 3] = [
+        ("avx2", &["-march=x86-64-v3"], avx2),
+        (
+            "avxvnni",
+            &["-march=x86-64-v3", "-mavxvnni"],
+            avx2 && std::arch::is_x86_feature_detected!("avxvnni"),
+        ),
+        (
+            "avx512vnni",
+            &["-march=x86-64-v4", "-mavx512vnni"],
+            std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+                && std::arch::is_x86_feature_detected!("avx512vnni")
+                && avx2,
+        ),
+    ];
+    let mut ran = Vec::new();
+    for (name, flags, supported) in variants {
+        if !supported {
+            eprintln!("this CPU cannot run the {name} kernels: not tested here");
+            continue;
+        }
+        let out = build_and_run(name, flags);
+        // The program names the variant it was built as: the flags selected the intended one.
+        assert!(
+            out.starts_with(&format!("{name}: ")) && out.contains("shapes passed"),
+            "{out}"
+        );
+        ran.push(name);
+    }
+    // Below AVX2 ggml keeps its own Q8_0 path, so there is nothing of ours to test.
+    assert_eq!(ran.is_empty(), !avx2, "variants run: {ran:?}");
+}
