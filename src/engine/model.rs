@@ -80,26 +80,6 @@ impl Model {
             devices.push(std::ptr::null_mut()); // the list is NULL-terminated
             mp.devices = devices.as_mut_ptr();
         }
-        // The LM head is never computed on our path (see `context`), but llama.cpp places the
-        // output matrix by the product it would feed: on the CPU that is a repacked (copied)
-        // buffer, 165 MB for the 0.6B model's tied embeddings, written at every load. Keeping
-        // it, and the token embeddings it may share its bytes with, in the memory-mapped file
-        // costs nothing until read.
-        let pattern = c"^(token_embd|output)\\.weight$";
-        let mut overrides = [
-            sys::llama_model_tensor_buft_override {
-                pattern: pattern.as_ptr(),
-                // SAFETY: returns a static descriptor; the backend is initialised above.
-                buft: unsafe { sys::ggml_backend_cpu_buffer_type() },
-            },
-            sys::llama_model_tensor_buft_override {
-                pattern: std::ptr::null(),
-                buft: std::ptr::null_mut(),
-            },
-        ];
-        if params.gpu_layers == 0 {
-            mp.tensor_buft_overrides = overrides.as_mut_ptr();
-        }
         let progress = params.progress.map(|callback| ProgressState {
             callback,
             cancelled: AtomicBool::new(false),
@@ -109,8 +89,7 @@ impl Model {
             mp.progress_callback_user_data = state as *const ProgressState as *mut c_void;
         }
 
-        // SAFETY: the path is NUL-terminated; `devices`, `overrides` and `progress` outlive the
-        // call.
+        // SAFETY: the path is NUL-terminated; `devices` and `progress` outlive the call.
         let raw = unsafe { sys::llama_model_load_from_file(c_path.as_ptr(), mp) };
         let Some(ptr) = NonNull::new(raw) else {
             if progress.is_some_and(|p| p.cancelled.load(Ordering::Relaxed)) {

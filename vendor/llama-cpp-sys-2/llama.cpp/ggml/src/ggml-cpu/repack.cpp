@@ -15,6 +15,9 @@
 #include <cstring>
 #include <cassert>
 #include <cstdio>  // for GGML_ASSERT
+#include <thread>  // gguf-embed patch: parallel repack of Q8_0 weights
+#include <vector>
+#include <algorithm>
 
 #include "repack.h"
 
@@ -4997,7 +5000,29 @@ class q8_0x16_traits : public tensor_traits_base {
 
     int repack(struct ggml_tensor * t, const void * data, size_t data_size) override {
         GGML_ASSERT(t->type == GGML_TYPE_Q8_0 && data_size == ggml_nbytes(t));
-        q8x16::repack(data, t->data, t->ne[1], t->ne[0]);
+        // The loader repacks one tensor at a time on one thread, and most of the time goes to
+        // the kernel zeroing the fresh pages of the repacked buffer as they are first written:
+        // split large tensors between threads (at group boundaries) so that both happen in
+        // parallel. Each thread writes its own rows only.
+        const int64_t nrows = t->ne[1];
+        const int64_t nb    = t->ne[0] / q8x16::QK;
+        const int64_t ngroups = (nrows + q8x16::NR - 1) / q8x16::NR;
+        const int64_t nthreads = std::min<int64_t>(
+            { (int64_t) std::max(1u, std::thread::hardware_concurrency()), 4, (int64_t) (data_size >> 20) + 1, ngroups });
+        const auto part = [&](int64_t i) {
+            const int64_t g0 = ngroups * i / nthreads, g1 = ngroups * (i + 1) / nthreads;
+            const int64_t r0 = g0 * q8x16::NR, r1 = std::min(nrows, g1 * q8x16::NR);
+            q8x16::repack((const char *) data + r0 * nb * q8x16::QBYTES, (char *) t->data + q8x16::group_offset(g0, nb),
+                          r1 - r0, t->ne[0]);
+        };
+        std::vector<std::thread> helpers;
+        for (int64_t i = 1; i < nthreads; i++) {
+            helpers.emplace_back(part, i);
+        }
+        part(0);
+        for (auto & h : helpers) {
+            h.join();
+        }
         return 0;
     }
 };
@@ -5189,8 +5214,12 @@ static const ggml::cpu::tensor_traits * ggml_repack_get_optimal_repack_type(cons
 #if defined(Q8X16_AVAILABLE)
         // gguf-embed patch: x86 (AVX2 and up) gets the 16-row interleaved layout. 2-D weights
         // only: the traits implement MUL_MAT, not MUL_MAT_ID.
+        // Not the vocabulary matrices: gguf-embed never computes the LM head, and repacking it
+        // would copy it (165 MB for a 0.6B model) at every load for nothing. (A generating
+        // build would want them repacked: drop this condition when offering the patch.)
         static const ggml::cpu::repack::q8_0x16_traits q8_0x16;
-        if (ggml_n_dims(cur) == 2) {
+        if (ggml_n_dims(cur) == 2 && strcmp(cur->name, "output.weight") != 0 &&
+            strcmp(cur->name, "token_embd.weight") != 0) {
             return &q8_0x16;
         }
 #endif

@@ -92,10 +92,10 @@ static inline void repack(const void * src, void * dst, int64_t nrows, int64_t k
             out += 2 * r;
             for (int s = 0; s < STEPS; s++) {
                 for (int64_t i = 0; i < r; i++) {
-                    const uint8_t * q = in + ((g0 + i) * nb + b) * QBYTES + 2 + 4 * s;
-                    for (int j = 0; j < 4; j++) {
-                        out[4 * i + j] = q[j] ^ 0x80;
-                    }
+                    uint32_t v;
+                    memcpy(&v, in + ((g0 + i) * nb + b) * QBYTES + 2 + 4 * s, 4);
+                    v ^= 0x80808080u;
+                    memcpy(out + 4 * i, &v, 4);
                 }
                 out += 4 * r;
             }
