@@ -2,7 +2,7 @@
 # The benchmark's Python environment: one virtual environment (bench/.venv, git-ignored) with
 # every peer engine bench/run.py measures and what the model generator needs.
 #
-#     bench/setup.sh            # about 15-25 minutes on 2 cores (llama-cpp-python compiles)
+#     bench/setup.sh            # 31 minutes on 2 busy cores (llama-cpp-python compiles)
 #     bench/.venv/bin/python bench/run.py ...
 #
 # torch and transformers come from PyPI (torch pulls its CUDA libraries, several GB, and runs on
