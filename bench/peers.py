@@ -3,11 +3,17 @@
 
     python3 bench/peers.py llama-cpp    --model M.gguf --corpus C.jsonl --n-batch 1024 [--flash-attn]
     python3 bench/peers.py transformers --model HF_DIR --corpus C.jsonl --dtype float32|bfloat16
+    python3 bench/peers.py onnx         --model M.onnx --tokenizer T.json --corpus C.jsonl --batch-size 1
     python3 bench/peers.py llama-cpp    --model M.gguf --first-vector   (load, embed "hello", exit)
 
 Reported: load seconds, embed seconds for the whole corpus (one call, the engine's own
-batching), latency p50/p95 of single short texts, and the process's peak RSS. bench/run.py
+batching), latency p50/p95 of single short texts, and the process's peak RSS; with --vectors,
+the corpus vectors are saved (NumPy, float32, corpus order) for bench/accuracy.py. bench/run.py
 runs these next to gguf-embed and computes the ratios.
+
+The latency texts are the ones `gguf-embed bench` times, picked by the same rule (the shortest
+fifth of the corpus by UTF-8 length, stable order, cycled) and formatted by the same query
+prompt, so every engine is timed on the same requests.
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ def load_corpus(path: str) -> list[str]:
 
 
 def short_texts(texts: list[str]) -> list[str]:
-    ordered = sorted(texts, key=len)
+    """The latency texts: src/cli/bench.rs sorts by byte length (stable) and keeps ceil(n/5)."""
+    ordered = sorted(texts, key=lambda t: len(t.encode("utf-8")))
     return ordered[: max(1, (len(ordered) + 4) // 5)]
 
 
@@ -77,7 +84,7 @@ def transformers_engine(args):
     dtype = getattr(torch, args.dtype)
     t = time.perf_counter()
     tok = AutoTokenizer.from_pretrained(args.model, padding_side="left")
-    model = AutoModel.from_pretrained(args.model, torch_dtype=dtype, attn_implementation="sdpa").eval()
+    model = AutoModel.from_pretrained(args.model, dtype=dtype, attn_implementation="sdpa").eval()
     load = time.perf_counter() - t
     eot = 151643
 
@@ -102,9 +109,18 @@ def transformers_engine(args):
     return load, embed
 
 
+def onnx_engine(args):
+    from onnx_peer import engine
+
+    return engine(args.model, args.tokenizer, args.threads, args.batch_size)
+
+
+ENGINES = {"llama-cpp": llama_cpp_engine, "transformers": transformers_engine, "onnx": onnx_engine}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("engine", choices=["llama-cpp", "transformers"])
+    ap.add_argument("engine", choices=sorted(ENGINES))
     ap.add_argument("--model", required=True)
     ap.add_argument("--corpus")
     ap.add_argument("--threads", type=int, default=2)
@@ -112,12 +128,13 @@ def main() -> None:
     ap.add_argument("--flash-attn", action="store_true")
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--tokenizer", help="tokenizer.json (onnx)")
+    ap.add_argument("--vectors", help="save the corpus vectors here (.npy)")
     ap.add_argument("--latency-runs", type=int, default=30)
     ap.add_argument("--first-vector", action="store_true")
     args = ap.parse_args()
 
-    engine = llama_cpp_engine if args.engine == "llama-cpp" else transformers_engine
-    load, embed = engine(args)
+    load, embed = ENGINES[args.engine](args)
     if args.first_vector:
         vec = embed(["hello"])[0]
         print(json.dumps({"dims": len(vec)}))
@@ -128,6 +145,10 @@ def main() -> None:
     vectors = embed(texts)
     embed_s = time.perf_counter() - t
     assert len(vectors) == len(texts)
+    if args.vectors:
+        import numpy as np
+
+        np.save(args.vectors, np.asarray(vectors, dtype=np.float32))
 
     times = []
     short = short_texts(texts)
