@@ -12,6 +12,8 @@ use std::sync::OnceLock;
 use gguf_embed::{Instruction, Task};
 use serde_json::Value;
 
+// Not every test binary uses every helper.
+#[allow(unused_imports)]
 pub use workspace::{f32_model, floats, models_dir, q8_model};
 
 /// One reference case computed by Hugging Face transformers / tokenizers.

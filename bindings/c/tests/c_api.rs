@@ -11,16 +11,43 @@ use std::process::Command;
 use serde_json::Value;
 use workspace::{cli, f32_model, profile_dir, reference_texts};
 
-/// Compiles `tests/c/{name}.c` against the shared library and returns the executable.
-fn compile(name: &str, out_dir: &Path) -> PathBuf {
+/// How a C program links the library.
+#[derive(Clone, Copy)]
+enum Linking {
+    Shared,
+    /// The static library, with the system libraries it needs on Linux (llama.cpp is C++).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    Static,
+}
+
+/// Compiles `tests/c/{name}.c` against the library and returns the executable.
+fn compile(name: &str, out_dir: &Path, linking: Linking) -> PathBuf {
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     // Cargo leaves the library it builds for the tests in deps/ (`cargo build` copies it up).
     let lib_dir = profile_dir().join("deps");
+    let library = match linking {
+        Linking::Shared => lib_dir.join(shared_library()),
+        Linking::Static => lib_dir.join("libgguf_embed_c.a"),
+    };
     assert!(
-        lib_dir.join(shared_library()).exists(),
+        library.exists(),
         "{} is missing: cargo builds it with this crate's tests",
-        lib_dir.join(shared_library()).display()
+        library.display()
     );
+    let link: Vec<String> = match linking {
+        Linking::Shared => vec![
+            "-L".into(),
+            lib_dir.display().to_string(),
+            format!("-Wl,-rpath,{}", lib_dir.display()),
+            "-lgguf_embed_c".into(),
+            "-lpthread".into(),
+            "-lm".into(),
+        ],
+        Linking::Static => [library.display().to_string()]
+            .into_iter()
+            .chain(["-lstdc++", "-lm", "-lpthread", "-ldl"].map(String::from))
+            .collect(),
+    };
     let exe = out_dir.join(name);
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let out = Command::new(&cc)
@@ -29,10 +56,7 @@ fn compile(name: &str, out_dir: &Path) -> PathBuf {
         .arg(crate_dir.join("tests/c").join(format!("{name}.c")))
         .arg("-I")
         .arg(crate_dir.join("include"))
-        .arg("-L")
-        .arg(&lib_dir)
-        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
-        .args(["-lgguf_embed_c", "-lpthread", "-lm"])
+        .args(&link)
         .output()
         .unwrap_or_else(|e| panic!("running the C compiler {cc:?}: {e} (set CC to use another)"));
     assert!(
@@ -142,7 +166,7 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 #[test]
 fn c_program_gets_the_clis_vectors_for_the_fixture_texts() {
     let dir = tempfile::tempdir().unwrap();
-    let exe = compile("embed", dir.path());
+    let exe = compile("embed", dir.path(), Linking::Shared);
     let texts = reference_texts();
     // Documents at full size, then code-search queries at a Matryoshka size.
     for (task, dim, flags) in [
@@ -170,8 +194,19 @@ fn c_program_gets_the_clis_vectors_for_the_fixture_texts() {
 
 #[test]
 fn c_program_gets_errors_for_bad_arguments_and_embeds_from_two_threads() {
+    run_faults(Linking::Shared);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn c_program_linked_with_the_static_library_runs_the_same_checks() {
+    run_faults(Linking::Static);
+}
+
+/// Compiles and runs tests/c/faults.c: every check must pass.
+fn run_faults(linking: Linking) {
     let dir = tempfile::tempdir().unwrap();
-    let exe = compile("faults", dir.path());
+    let exe = compile("faults", dir.path(), linking);
     let out = Command::new(&exe).arg(f32_model()).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -184,6 +219,8 @@ fn c_program_gets_errors_for_bad_arguments_and_embeds_from_two_threads() {
         "new_null_out",
         "new_missing_file",
         "new_invalid_utf8",
+        "new_hub_unreachable",
+        "new_offline_not_cached",
         "new_unknown_device",
         "embed_null_texts",
         "embed_null_text_data",

@@ -2,11 +2,13 @@
  * "ok NAME" per check; on the first failure prints "FAIL NAME ..." and exits 1.
  *
  * usage: faults MODEL */
+#define _POSIX_C_SOURCE 200809L /* setenv, mkdtemp */
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gguf_embed.h"
 
@@ -94,7 +96,21 @@ int main(int argc, char **argv) {
     s = gguf_embed_embedder_new("\xff\xfe.gguf", NULL, &e);
     check(s == GGUF_EMBED_STATUS_INVALID_UTF8 && e == NULL, "new_invalid_utf8", s);
 
+    /* A catalog model that is not cached, with the Hub unreachable: a download error. */
+    char cache[] = "/tmp/gguf-embed-faults-XXXXXX";
+    check(mkdtemp(cache) != NULL, "mkdtemp", GGUF_EMBED_STATUS_OK);
+    setenv("HF_HOME", cache, 1);
+    setenv("HF_ENDPOINT", "http://127.0.0.1:9", 1);
+    unsetenv("HF_HUB_OFFLINE");
+    s = gguf_embed_embedder_new("Qwen/Qwen3-Embedding-0.6B", NULL, &e);
+    check(s == GGUF_EMBED_STATUS_DOWNLOAD && e == NULL, "new_hub_unreachable", s);
     GgufEmbedderOptions load;
+    gguf_embed_embedder_options_default(&load);
+    load.offline = 1;
+    s = gguf_embed_embedder_new("Qwen/Qwen3-Embedding-0.6B", &load, &e);
+    check(s == GGUF_EMBED_STATUS_MODEL && says("not in the model cache"), "new_offline_not_cached", s);
+    rmdir(cache);
+
     gguf_embed_embedder_options_default(&load);
     load.device = "tpu";
     s = gguf_embed_embedder_new(model, &load, &e);
