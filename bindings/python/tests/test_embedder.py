@@ -199,6 +199,11 @@ def test_missing_and_uncached_models_raise_model_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     with pytest.raises(ModelError, match="not in the model cache"):
         Embedder("Qwen/Qwen3-Embedding-0.6B", offline=True)
+    # Not cached, and the Hub unreachable: the download fails with the library's message.
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with pytest.raises(ModelError, match="127.0.0.1:9"):
+        Embedder("Qwen/Qwen3-Embedding-0.6B")
     with pytest.raises(ModelError, match="unknown model"):
         Embedder("no-such-model")
     assert issubclass(ModelError, GgufEmbedError)
