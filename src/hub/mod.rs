@@ -35,7 +35,10 @@ pub use http::{FileMetadata, is_sha256};
 pub use spec::{DEFAULT_REVISION, HubFile, ModelSpec};
 
 pub(crate) use cache::file_stamp;
-pub(crate) use download::{hex, sha256_of};
+pub(crate) use download::hex;
+// The repository index hashes its model the same way (it is off in lean builds: the bindings).
+#[cfg(feature = "index")]
+pub(crate) use download::sha256_of;
 
 use cache::RepoCache;
 use http::Client;

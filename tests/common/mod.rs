@@ -4,6 +4,7 @@
 pub mod f16_writer;
 pub mod mock_hub;
 pub mod python;
+pub mod workspace;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -11,19 +12,9 @@ use std::sync::OnceLock;
 use gguf_embed::{Instruction, Task};
 use serde_json::Value;
 
-/// The committed tiny model with the real Qwen3 vocabulary (F32 weights).
-pub fn f32_model() -> PathBuf {
-    models_dir().join("tiny-qwen3-embedding-f32.gguf")
-}
-
-/// The same weights quantized to Q8_0.
-pub fn q8_model() -> PathBuf {
-    models_dir().join("tiny-qwen3-embedding-q8_0.gguf")
-}
-
-pub fn models_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
-}
+// Not every test binary uses every helper.
+#[allow(unused_imports)]
+pub use workspace::{f32_model, floats, models_dir, q8_model};
 
 /// One reference case computed by Hugging Face transformers / tokenizers.
 #[derive(Debug, Clone)]
@@ -85,15 +76,6 @@ pub fn cases() -> &'static [Case] {
             })
             .collect()
     })
-}
-
-/// A JSON array of numbers as floats.
-pub fn floats(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
 }
 
 /// One case by name.
