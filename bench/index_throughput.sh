@@ -19,10 +19,17 @@ for c in $crates; do cp -r "$registry/$c" "$work/repo/"; done
 echo "corpus: $crates: $(find "$work/repo" -name '*.rs' | wc -l) .rs files, $(find "$work/repo" -name '*.rs' -print0 | xargs -0 cat | wc -l) lines"
 
 report() {
-  python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(f"  files {r[\"files\"]} ({r[\"embedded_files\"]} embedded, {r[\"unchanged_files\"]} unchanged, {r[\"removed_files\"]} removed), chunks embedded {r[\"chunks\"]}, reused {r[\"reused_chunks\"]}, tokens {r[\"tokens\"]}, {r[\"seconds\"]:.1f} s, {r[\"tokens\"]/max(r[\"seconds\"],1e-9):.0f} tokens/s")' "$1"
+python3 - "$1" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+rate = r["tokens"] / max(r["seconds"], 1e-9)
+print("  files %d (%d embedded, %d unchanged, %d removed), chunks embedded %d, reused %d, "
+      "tokens %d, %.1f s, %.0f tokens/s" % (r["files"], r["embedded_files"], r["unchanged_files"],
+      r["removed_files"], r["chunks"], r["reused_chunks"], r["tokens"], r["seconds"], rate))
+PY
 }
 run() {
-  /usr/bin/time -f "  peak RSS %M KiB, wall %e s" "$bin" -q index --repo "$work/repo" -m "$model" -f json >"$work/out.json"
+  /usr/bin/time -f "  peak RSS %M KiB, wall %e s" "$bin" index --repo "$work/repo" -m "$model" -f json >"$work/out.json"
   report "$work/out.json"
 }
 
@@ -54,4 +61,4 @@ run
 echo "a folder renamed (every file moved):"
 mv "$work/repo/syn-2.0.119" "$work/repo/syn-renamed" 2>/dev/null || mv "$work/repo/$(ls "$work/repo" | tail -1)" "$work/repo/renamed"
 run
-"$bin" -q index --stats --repo "$work/repo"
+"$bin" index --stats --repo "$work/repo"

@@ -101,7 +101,7 @@ fn fill(path: &std::path::Path, chunks: usize, dims: usize) -> rusqlite::Result<
     let mut conn = rusqlite::Connection::open(path)?;
     let tx = conn.transaction()?;
     for f in 0..chunks.div_ceil(10) {
-        let file = format!("src/{}/{}.rs", word(f as u64), identifier(f as u64));
+        let file = format!("src/{}/{}_{f}.rs", word(f as u64), identifier(f as u64));
         tx.execute(
             "INSERT INTO files (path, sha256, bytes, indexed_at) VALUES (?1, '', 0, 0)",
             [&file],
