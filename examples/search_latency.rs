@@ -1,23 +1,35 @@
-//! Measures exact search on a large repository index: fills an index with random unit vectors
-//! (the scan costs the same whatever the values), then times the scan alone and a whole search
-//! (query embedding + scan).
+//! Measures search on a large repository index: fills an index with random unit vectors and
+//! generated code-like chunk text (the scan costs the same whatever the values; the lexical
+//! index gets realistic identifiers), then times the vector scan alone and whole searches in
+//! each mode (hybrid and semantic include the query embedding).
 //!
-//!     cargo run --release --example search_latency -- MODEL.gguf [CHUNKS]
+//!     cargo run --release --example search_latency -- MODEL.gguf [CHUNKS] [RUNS]
 //!
 //! MODEL.gguf should have the real shape (1024 dimensions): `models/make_fixtures.py --shape real`.
+//! Prints the median (p50) of RUNS (default 21) queries per mode, each query different.
 
 use std::error::Error;
 use std::time::{Duration, Instant};
 
-use gguf_embed::index::{Index, IndexOptions, SearchOptions};
+use gguf_embed::index::{Index, IndexOptions, SearchMode, SearchOptions, identifier_parts};
 use gguf_embed::{Embedder, EmbedderOptions};
+
+/// Words the generated identifiers are made of.
+const WORDS: &[&str] = &[
+    "load", "config", "parse", "header", "retry", "upload", "token", "cache", "index", "search",
+    "file", "path", "error", "buffer", "stream", "request", "response", "client", "server",
+    "model", "vector", "chunk", "query", "batch", "queue", "lock", "write", "read", "open",
+    "close", "hash", "table", "row", "column", "user", "session", "event", "handler", "state",
+    "value", "key", "node", "tree", "graph", "edge", "limit", "offset", "page", "score", "rank",
+];
 
 fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().collect();
     let model = args
         .get(1)
-        .ok_or("usage: search_latency MODEL.gguf [CHUNKS]")?;
+        .ok_or("usage: search_latency MODEL.gguf [CHUNKS] [RUNS]")?;
     let chunks: usize = args.get(2).map_or(Ok(100_000), |s| s.parse())?;
+    let runs: usize = args.get(3).map_or(Ok(21), |s| s.parse())?;
 
     let embedder = Embedder::new(model, EmbedderOptions::default())?;
     let dims = embedder.dimensions();
@@ -30,50 +42,107 @@ fn main() -> Result<(), Box<dyn Error>> {
         false,
     )?);
     fill(&path, chunks, dims)?;
-    let index = Index::open(&path)?;
+    let index = Index::open_read_only(&path)?;
     let size = std::fs::metadata(&path)?.len();
     println!(
-        "{chunks} chunks of {dims} dimensions, index {:.0} MB",
-        size as f64 / 1e6
+        "{chunks} chunks of {dims} dimensions, index {:.0} MB, {} ({} queries per figure)",
+        size as f64 / 1e6,
+        embedder.info().path.display(),
+        runs
     );
 
-    let query: Vec<f32> = unit_vector(dims, 42);
-    let scan = median(5, || {
-        index.search_vector(&query, 10).unwrap();
-    });
-    let full = median(5, || {
-        index
-            .search(
-                &embedder,
-                "where is the configuration parsed",
-                &SearchOptions::default(),
-            )
-            .unwrap();
+    let mut seed = 1000u64;
+    let scan = median(runs, || {
+        seed += 1;
+        index.search_vector(&unit_vector(dims, seed), 10).unwrap();
     });
     println!("scan only (top 10): {:.1} ms", scan.as_secs_f64() * 1e3);
-    println!(
-        "search (embed the query + scan): {:.1} ms",
-        full.as_secs_f64() * 1e3
-    );
+    for mode in [
+        SearchMode::Lexical,
+        SearchMode::Semantic,
+        SearchMode::Hybrid,
+    ] {
+        let mut n = 0u64;
+        let p50 = median(runs, || {
+            n += 1;
+            let query = format!("where do we {} the {}", word(n * 7), identifier(n * 13));
+            let options = SearchOptions::default().with_mode(mode);
+            index.search(Some(&embedder), &query, &options).unwrap();
+        });
+        println!("{mode:?} search p50: {:.1} ms", p50.as_secs_f64() * 1e3);
+    }
     Ok(())
 }
 
-/// Inserts `chunks` rows (ten per file) of random unit vectors straight into the database.
+fn word(n: u64) -> &'static str {
+    WORDS[(n as usize * 2654435761) % WORDS.len()]
+}
+
+/// A snake_case or camelCase identifier of two or three words.
+fn identifier(n: u64) -> String {
+    let (a, b, c) = (word(n), word(n / 3 + 1), word(n / 7 + 2));
+    match n % 3 {
+        0 => format!("{a}_{b}"),
+        1 => format!("{a}{}{}", capitalise(b), capitalise(c)),
+        _ => format!("{a}_{b}_{c}"),
+    }
+}
+
+fn capitalise(w: &str) -> String {
+    let mut c = w.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
+}
+
+/// Inserts `chunks` rows (ten per file) of random unit vectors and generated code straight
+/// into the database, with their lexical-index rows.
 fn fill(path: &std::path::Path, chunks: usize, dims: usize) -> rusqlite::Result<()> {
     let mut conn = rusqlite::Connection::open(path)?;
     let tx = conn.transaction()?;
     for f in 0..chunks.div_ceil(10) {
+        let file = format!("src/{}/{}_{f}.rs", word(f as u64), identifier(f as u64));
         tx.execute(
             "INSERT INTO files (path, sha256, bytes, indexed_at) VALUES (?1, '', 0, 0)",
-            [format!("src/file_{f}.rs")],
+            [&file],
         )?;
         let file_id = tx.last_insert_rowid();
         for c in 0..10.min(chunks - f * 10) {
-            let v = unit_vector(dims, (f * 10 + c) as u64);
+            let n = (f * 10 + c) as u64;
+            let v = unit_vector(dims, n);
             let blob: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            let text: String = (0..12)
+                .map(|l| {
+                    format!(
+                        "    let {} = {}(&{}, {l});\n",
+                        identifier(n * 31 + l),
+                        identifier(n * 17 + l),
+                        word(n + l)
+                    )
+                })
+                .collect();
             tx.execute(
-                "INSERT INTO chunks (file_id, start_line, end_line, tokens, text, embedding) VALUES (?1, ?2, ?3, 100, 'fn x() {}', ?4)",
-                rusqlite::params![file_id, (c * 20 + 1) as i64, (c * 20 + 20) as i64, blob],
+                "INSERT INTO chunks (file_id, start_line, end_line, text_hash, tokens, text, embedding) \
+                 VALUES (?1, ?2, ?3, ?4, 100, ?5, ?6)",
+                rusqlite::params![
+                    file_id,
+                    (c * 20 + 1) as i64,
+                    (c * 20 + 20) as i64,
+                    format!("{n:064x}"),
+                    text,
+                    blob
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            let parts: String = text
+                .split(|ch: char| !(ch.is_alphanumeric() || ch == '_'))
+                .filter(|w| !w.is_empty())
+                .flat_map(identifier_parts)
+                .collect::<Vec<_>>()
+                .join(" ");
+            tx.execute(
+                "INSERT INTO chunks_fts (rowid, path, body, parts) VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![id, file, text, parts],
             )?;
         }
     }

@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{cli, f32_model, q8_model};
-use gguf_embed::index::{Index, embedded_text, split};
+use gguf_embed::index::{Index, split};
 use gguf_embed::{Embedder, EmbedderOptions, Instruction};
 use serde_json::Value;
 
@@ -180,11 +180,11 @@ fn chunks_never_cut_a_line_and_fit_the_budget() {
     // The same split, by the model's own token counts, keeps every chunk within 64 tokens.
     let embedder = Embedder::new(f32_model(), EmbedderOptions::default()).unwrap();
     let count = |t: &str| embedder.count_tokens(t, &Instruction::None).unwrap();
-    let chunks = split("src/many.rs", &body, 64, &count);
+    let chunks = split(&body, 64, &count);
     let ranges: Vec<(usize, usize)> = chunks.iter().map(|c| (c.start_line, c.end_line)).collect();
     assert_eq!(ranges, many.chunks);
     for c in &chunks {
-        assert!(count(&embedded_text("src/many.rs", &c.text)) <= 64);
+        assert!(count(&c.text) <= 64);
     }
 }
 
@@ -360,6 +360,7 @@ fn a_killed_run_leaves_a_usable_index_and_the_next_run_finishes_it() {
         Index::open(&db).unwrap().files().unwrap(),
         Index::open(&fresh_db).unwrap().files().unwrap()
     );
+    common::vectors::assert_same_chunks(&db, &fresh_db);
 }
 
 #[test]
@@ -424,4 +425,45 @@ fn another_model_is_a_clear_error_until_reindex() {
         .stats()
         .unwrap();
     assert_eq!(stats.fingerprint.unwrap().quant, "Q8_0");
+}
+
+#[test]
+fn a_second_writer_waits_for_the_lock_and_writes_nothing_meanwhile() {
+    use std::io::{BufRead, BufReader};
+    let repo = fixture_repo();
+    let db = index_path(repo.path());
+    // This test plays the first writer: it holds the index's lock.
+    let lock = gguf_embed::index::WriterLock::acquire(&db, false)
+        .unwrap()
+        .unwrap();
+    let mut child = Command::new(cli())
+        .args(["index", "--repo", repo.path().to_str().unwrap()])
+        .args(["-m", f32_model().to_str().unwrap(), "-f", "json"])
+        .env("HF_HUB_OFFLINE", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("waiting") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "the second writer ended without waiting"
+        );
+    }
+    assert!(
+        line.contains("another gguf-embed process is updating"),
+        "{line}"
+    );
+    // While it waits, it has not even created the index.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!db.exists());
+    assert!(child.try_wait().unwrap().is_none());
+    drop(lock);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["embedded_files"], INDEXED.len());
 }

@@ -67,6 +67,9 @@ pub enum Command {
     /// Search an indexed repository in plain language
     #[cfg(feature = "index")]
     Search(Box<super::index::SearchArgs>),
+    /// Serve code search to coding agents over MCP (stdio), keeping the index fresh
+    #[cfg(feature = "index")]
+    Mcp(Box<super::mcp::McpArgs>),
     /// Measure this engine's throughput, latency and memory on a corpus
     Bench(Box<super::bench::BenchArgs>),
     /// List the compute devices (CPU variants, GPUs) and their memory

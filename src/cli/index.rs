@@ -7,8 +7,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use gguf_embed::index::{
-    DEFAULT_CHUNK_TOKENS, DEFAULT_INDEX_PATH, DEFAULT_MAX_FILE_BYTES, Hit, Index, IndexOptions,
-    IndexStats, SearchOptions, UpdateEvent,
+    Changes, DEFAULT_CHUNK_TOKENS, DEFAULT_DEBOUNCE, DEFAULT_INDEX_PATH, DEFAULT_MAX_FILE_BYTES,
+    DEFAULT_RRF_K, Hit, Index, IndexOptions, IndexStats, SearchMode, SearchOptions, UpdateEvent,
+    UpdateReport, WriterLock,
 };
 use gguf_embed::{Embedder, Instruction, Task};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -28,7 +29,8 @@ pub struct Location {
 }
 
 impl Location {
-    fn index_path(&self) -> PathBuf {
+    /// The index file.
+    pub fn index_path(&self) -> PathBuf {
         self.index
             .clone()
             .unwrap_or_else(|| self.repo.join(DEFAULT_INDEX_PATH))
@@ -60,6 +62,10 @@ pub struct IndexArgs {
     /// Print what the index holds and exit
     #[arg(long)]
     pub stats: bool,
+    /// Keep the index current: after the first pass, wait for file changes and update
+    /// (debounced; one pass per burst of changes) until interrupted
+    #[arg(long, conflicts_with = "stats")]
+    pub watch: bool,
     /// Output format of --stats and the final report
     #[arg(short, long, value_enum, default_value = "text")]
     pub format: InfoFormat,
@@ -78,7 +84,8 @@ pub enum SearchFormat {
 
 #[derive(Debug, Clone, Args)]
 pub struct SearchArgs {
-    /// What to look for, in plain language (or code, with --as-document)
+    /// What to look for, in plain language (or code, with --as-document); may start with `-`
+    #[arg(allow_hyphen_values = true)]
     pub query: String,
     #[command(flatten)]
     pub location: Location,
@@ -96,6 +103,37 @@ pub struct SearchArgs {
     /// Embed the query with an instruction of your own
     #[arg(short, long, value_name = "T", conflicts_with = "task")]
     pub instruction: Option<String>,
+    /// hybrid: semantic and lexical results fused by reciprocal rank; semantic: by meaning
+    /// only; lexical: words and identifiers as written (BM25; needs no model)
+    #[arg(long, value_enum, default_value = "hybrid")]
+    pub mode: ModeArg,
+    /// The reciprocal-rank-fusion constant of hybrid search: a result at rank r of either
+    /// list adds 1/(K + r)
+    #[arg(long, value_name = "K", default_value_t = DEFAULT_RRF_K)]
+    pub rrf_k: f32,
+    /// Only paths matching this glob (relative to the repository; repeatable; `!GLOB`
+    /// excludes)
+    #[arg(long = "glob", short = 'g', value_name = "GLOB")]
+    pub globs: Vec<String>,
+    /// Only files of this language (repeatable): rust, python, javascript, typescript, go,
+    /// java, c, cpp, markdown, ...
+    #[arg(long = "lang", value_name = "NAME")]
+    pub languages: Vec<String>,
+    /// Only files under this path (relative to the repository)
+    #[arg(long = "path", value_name = "PREFIX")]
+    pub path_prefix: Option<String>,
+    /// Only results at least this similar to the query (cosine, -1..1; semantic and hybrid)
+    #[arg(long, value_name = "SIM")]
+    pub threshold: Option<f32>,
+    /// Show N lines of the file before and after each hit
+    #[arg(short = 'C', long = "context", value_name = "N", default_value_t = 0)]
+    pub context: usize,
+    /// Whole results while their tokens fit this budget (the first is always shown)
+    #[arg(long, value_name = "N")]
+    pub max_tokens: Option<usize>,
+    /// Skip the first N results (paging)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub offset: usize,
     /// Lines of each snippet shown in text output
     #[arg(long, default_value_t = 6)]
     pub lines: usize,
@@ -104,11 +142,32 @@ pub struct SearchArgs {
     pub format: SearchFormat,
 }
 
+/// `--mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// Semantic and lexical fused by reciprocal rank
+    Hybrid,
+    /// By meaning (vectors) only
+    Semantic,
+    /// Words and identifiers as written (BM25)
+    Lexical,
+}
+
+impl From<ModeArg> for SearchMode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Hybrid => SearchMode::Hybrid,
+            ModeArg::Semantic => SearchMode::Semantic,
+            ModeArg::Lexical => SearchMode::Lexical,
+        }
+    }
+}
+
 /// `gguf-embed index`.
 pub fn run_index(args: IndexArgs, global: &GlobalArgs) -> Result<()> {
     let index_path = args.location.index_path();
     if args.stats {
-        let stats = Index::open(&index_path)?.stats()?;
+        let stats = Index::open_read_only(&index_path)?.stats()?;
         return print_stats(&stats, args.format);
     }
     if !args.location.repo.is_dir() {
@@ -124,32 +183,68 @@ pub fn run_index(args: IndexArgs, global: &GlobalArgs) -> Result<()> {
     if let Some(dim) = args.dim {
         options = options.with_dimensions(dim);
     }
+    let lock = writer_lock(&index_path)?;
     let mut index = Index::open_or_create(&index_path, &embedder, &options, args.reindex)?;
-    let bar = index_bar(progress::enabled(global.quiet));
-    let report = index.update(
-        &args.location.repo,
-        &embedder,
-        &options,
-        &|event| match event {
-            UpdateEvent::Planned { files } => bar.set_length(*files as u64),
-            UpdateEvent::Progress {
-                files,
-                chunks,
-                tokens,
-            } => {
-                bar.set_position(*files as u64);
-                let secs = bar.elapsed().as_secs_f64().max(1e-9);
-                bar.set_message(format!(
-                    "{chunks} chunks, {:.0} tokens/s",
-                    *tokens as f64 / secs
-                ));
-            }
-            _ => {}
-        },
-    )?;
-    bar.finish_and_clear();
+    index.hold_writer(lock);
+    // Watching starts before the first pass, so that nothing changed during it is missed.
+    let changes = if args.watch {
+        Some(Changes::watch(
+            &args.location.repo,
+            Some(&index_path),
+            DEFAULT_DEBOUNCE,
+        )?)
+    } else {
+        None
+    };
+    let pass = |index: &mut Index| -> Result<UpdateReport> {
+        let bar = index_bar(progress::enabled(global.quiet) && !args.watch);
+        let report = index.update(
+            &args.location.repo,
+            &embedder,
+            &options,
+            &|event| match event {
+                UpdateEvent::Planned { files } => bar.set_length(*files as u64),
+                UpdateEvent::Progress {
+                    files,
+                    chunks,
+                    tokens,
+                } => {
+                    bar.set_position(*files as u64);
+                    let secs = bar.elapsed().as_secs_f64().max(1e-9);
+                    bar.set_message(format!(
+                        "{chunks} chunks, {:.0} tokens/s",
+                        *tokens as f64 / secs
+                    ));
+                }
+                _ => {}
+            },
+        )?;
+        bar.finish_and_clear();
+        Ok(report)
+    };
+    let report = pass(&mut index)?;
+    print_report(&report, &args, index.path())?;
+    let Some(changes) = changes else {
+        return Ok(());
+    };
+    tracing::info!("watching {} for changes", args.location.repo.display());
+    while let Some(changed) = changes.next_batch(DEFAULT_DEBOUNCE)? {
+        tracing::info!("{changed} paths changed; updating");
+        match pass(&mut index) {
+            Ok(report) => print_report(&report, &args, index.path())?,
+            // A failed pass (a file vanished mid-read, a full disk) is reported; the next
+            // change tries again.
+            Err(e) => tracing::warn!("update failed: {e:#}"),
+        }
+    }
+    Ok(())
+}
+
+/// Prints an update's report: pretty JSON, or one JSON line per pass when watching.
+fn print_report(report: &UpdateReport, args: &IndexArgs, index: &Path) -> Result<()> {
     match args.format {
-        InfoFormat::Json => outln!("{}", serde_json::to_string_pretty(&report)?)?,
+        InfoFormat::Json if args.watch => outln!("{}", serde_json::to_string(report)?)?,
+        InfoFormat::Json => outln!("{}", serde_json::to_string_pretty(report)?)?,
         InfoFormat::Text => {
             let mut skipped: Vec<String> = report
                 .skipped
@@ -158,12 +253,13 @@ pub fn run_index(args: IndexArgs, global: &GlobalArgs) -> Result<()> {
                 .collect();
             skipped.sort();
             outln!(
-                "indexed {} files ({} embedded, {} unchanged, {} removed): {} chunks, {} tokens in {:.1} s{}",
+                "indexed {} files ({} embedded, {} unchanged, {} removed): {} chunks embedded, {} reused, {} tokens in {:.1} s{}",
                 report.files,
                 report.embedded_files,
                 report.unchanged_files,
                 report.removed_files,
                 report.chunks,
+                report.reused_chunks,
                 report.tokens,
                 report.seconds,
                 if report.seconds > 0.0 && report.tokens > 0 {
@@ -182,10 +278,22 @@ pub fn run_index(args: IndexArgs, global: &GlobalArgs) -> Result<()> {
                     args.chunk_tokens
                 )?;
             }
-            outln!("index: {}", index.path().display())?;
+            outln!("index: {}", index.display())?;
         }
     }
     Ok(())
+}
+
+/// The index's writer lock, waiting (and saying so) while another process holds it.
+fn writer_lock(index: &Path) -> Result<WriterLock> {
+    if let Some(lock) = WriterLock::acquire(index, false)? {
+        return Ok(lock);
+    }
+    tracing::warn!(
+        "another gguf-embed process is updating {}; waiting for it to finish",
+        index.display()
+    );
+    Ok(WriterLock::acquire(index, true)?.expect("a blocking acquire returns the lock"))
 }
 
 fn index_bar(enabled: bool) -> ProgressBar {
@@ -205,8 +313,13 @@ fn index_bar(enabled: bool) -> ProgressBar {
 /// `gguf-embed search`.
 pub fn run_search(args: SearchArgs, global: &GlobalArgs) -> Result<()> {
     let index_path = args.location.index_path();
-    let index = Index::open(&index_path)?;
-    let embedder = search_embedder(&index, &args.model, global)?;
+    let index = Index::open_read_only(&index_path)?;
+    let mode = SearchMode::from(args.mode);
+    let embedder = if mode.needs_model() {
+        Some(search_embedder(&index, &args.model, global)?)
+    } else {
+        None
+    };
     let instruction = if args.as_document {
         Instruction::None
     } else if let Some(text) = &args.instruction {
@@ -217,7 +330,16 @@ pub fn run_search(args: SearchArgs, global: &GlobalArgs) -> Result<()> {
     let mut options = SearchOptions::default();
     options.k = args.k;
     options.instruction = instruction;
-    let hits = index.search(&embedder, &args.query, &options)?;
+    options.mode = mode;
+    options.rrf_k = args.rrf_k;
+    options.globs = args.globs;
+    options.languages = args.languages;
+    options.path_prefix = args.path_prefix;
+    options.threshold = args.threshold;
+    options.context_lines = args.context;
+    options.max_tokens = args.max_tokens;
+    options.offset = args.offset;
+    let hits = index.search(embedder.as_ref(), &args.query, &options)?;
     match args.format {
         SearchFormat::Json => outln!("{}", serde_json::to_string_pretty(&hits)?)?,
         SearchFormat::Jsonl => {
@@ -231,7 +353,7 @@ pub fn run_search(args: SearchArgs, global: &GlobalArgs) -> Result<()> {
 }
 
 /// The model for a search: the one given, or else the one the index was last built with.
-fn search_embedder(index: &Index, args: &ModelArgs, global: &GlobalArgs) -> Result<Embedder> {
+pub fn search_embedder(index: &Index, args: &ModelArgs, global: &GlobalArgs) -> Result<Embedder> {
     if args.source.model.is_none()
         && let Some(path) = index.stats()?.model_path
         && Path::new(&path).is_file()
@@ -249,12 +371,21 @@ fn print_hits(hits: &[Hit], lines: usize) -> Result<()> {
     }
     let bold = std::io::stdout().is_terminal();
     for hit in hits {
-        let location = format!("{}:{}-{}", hit.path, hit.start_line, hit.end_line);
+        let mut location = format!("{}:{}-{}", hit.path, hit.start_line, hit.end_line);
         if bold {
-            outln!("\x1b[1m{location}\x1b[0m  {:.3}", hit.score)?;
-        } else {
-            outln!("{location}  {:.3}", hit.score)?;
+            location = format!("\x1b[1m{location}\x1b[0m");
         }
+        match (&hit.kind, &hit.symbol) {
+            (Some(kind), Some(symbol)) => outln!("{location}  {kind} {symbol}  {:.3}", hit.score)?,
+            _ => outln!("{location}  {:.3}", hit.score)?,
+        }
+        let context = |text: &Option<String>| -> Result<()> {
+            for line in text.iter().flat_map(|t| t.lines()) {
+                outln!("  | {line}")?;
+            }
+            Ok(())
+        };
+        context(&hit.context_before)?;
         let snippet: Vec<&str> = hit.snippet.lines().take(lines).collect();
         for line in &snippet {
             outln!("    {line}")?;
@@ -262,6 +393,7 @@ fn print_hits(hits: &[Hit], lines: usize) -> Result<()> {
         if hit.snippet.lines().count() > snippet.len() {
             outln!("    …")?;
         }
+        context(&hit.context_after)?;
         outln!()?;
     }
     Ok(())

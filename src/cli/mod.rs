@@ -26,6 +26,8 @@ mod embed;
 mod index;
 mod input;
 mod inspect;
+#[cfg(feature = "index")]
+mod mcp;
 mod model;
 mod models;
 mod output;
@@ -83,6 +85,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Index(args)) => index::run_index(*args, &cli.global),
         #[cfg(feature = "index")]
         Some(Command::Search(args)) => index::run_search(*args, &cli.global),
+        #[cfg(feature = "index")]
+        Some(Command::Mcp(args)) => mcp::run(*args, &cli.global),
         #[cfg(feature = "server")]
         Some(Command::Serve(args)) => serve::run(*args, &cli.global),
         Some(Command::Devices { format }) => devices(format),

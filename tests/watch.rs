@@ -1,0 +1,166 @@
+//! `gguf-embed index --watch`: edits, additions, deletions, renames and a 1000-file mass
+//! change reach the index, which then equals a fresh index of the same tree.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::Duration;
+
+use common::{cli, f32_model};
+use gguf_embed::index::Index;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+fn write(root: &Path, rel: &str, text: &str) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+fn file_text(i: usize, version: usize) -> String {
+    (0..6)
+        .map(|l| format!("fn f_{i}_{l}() -> usize {{ {i} + {l} * {version} }}\n"))
+        .collect()
+}
+
+/// Every file of the tree (all are indexable here) with its sha256, in path order.
+fn tree(root: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            if rel.starts_with('.') {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let sha = Sha256::digest(std::fs::read(&path).unwrap());
+                let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
+                out.push((rel, hex));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn indexed(db: &Path) -> Vec<(String, String)> {
+    Index::open_read_only(db)
+        .unwrap()
+        .files()
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.path, f.sha256))
+        .collect()
+}
+
+/// The watcher's report lines, read on a thread.
+fn reports(child: &mut Child) -> Receiver<Value> {
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines() {
+            let Ok(line) = line else { return };
+            if tx.send(serde_json::from_str(&line).unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits for passes until the index holds exactly the tree; returns how many passes it took.
+fn passes_until_current(rx: &Receiver<Value>, root: &Path, db: &Path) -> usize {
+    let want = tree(root);
+    let mut passes = 0;
+    while indexed(db) != want {
+        // Only a guard against a watcher that never reacts; the test does not time anything.
+        rx.recv_timeout(Duration::from_secs(300))
+            .expect("the watcher did not update the index");
+        passes += 1;
+    }
+    passes
+}
+
+#[test]
+fn the_watched_index_follows_edits_moves_deletions_and_mass_changes() {
+    let repo = tempfile::tempdir().unwrap();
+    let root = repo.path();
+    for i in 0..1100 {
+        write(
+            root,
+            &format!("d{:02}/f{i:04}.rs", i % 23),
+            &file_text(i, 1),
+        );
+    }
+    let model = f32_model();
+    let mut child = Command::new(cli())
+        .args([
+            "index",
+            "--watch",
+            "-f",
+            "json",
+            "--repo",
+            root.to_str().unwrap(),
+        ])
+        .args(["-m", model.to_str().unwrap(), "--chunk-tokens", "64"])
+        .env("HF_HUB_OFFLINE", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rx = reports(&mut child);
+    let first = rx.recv_timeout(Duration::from_secs(600)).unwrap();
+    assert_eq!(first["files"], 1100);
+    let db = root.join(".gguf-embed/index.sqlite");
+    assert_eq!(indexed(&db), tree(root));
+
+    // An edit, an addition, a deletion and a rename.
+    write(root, "d00/f0000.rs", &file_text(0, 2));
+    write(root, "new/added.rs", "pub fn added() -> u8 { 7 }\n");
+    std::fs::remove_file(root.join("d01/f0001.rs")).unwrap();
+    std::fs::rename(root.join("d02/f0002.rs"), root.join("d02/renamed.rs")).unwrap();
+    passes_until_current(&rx, root, &db);
+
+    // A branch switch: 1000 files change at once.
+    for i in 100..1100 {
+        write(
+            root,
+            &format!("d{:02}/f{i:04}.rs", i % 23),
+            &file_text(i, 3),
+        );
+    }
+    let passes = passes_until_current(&rx, root, &db);
+    assert!(passes <= 3, "1000 changes took {passes} passes");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // The watched index equals a fresh one of the same tree: paths, lines and vectors.
+    let fresh = tempfile::tempdir().unwrap();
+    let fresh_db = fresh.path().join("fresh.sqlite");
+    let out = Command::new(cli())
+        .args(["index", "--repo", root.to_str().unwrap(), "--index"])
+        .arg(&fresh_db)
+        .args(["-m", model.to_str().unwrap(), "--chunk-tokens", "64"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let watched = Index::open_read_only(&db).unwrap();
+    let fresh = Index::open_read_only(&fresh_db).unwrap();
+    assert_eq!(watched.files().unwrap(), fresh.files().unwrap());
+    common::vectors::assert_same_chunks(&db, &fresh_db);
+}
