@@ -721,23 +721,33 @@ fn clients_that_hang_up_stop_their_work() {
     let decoded_before = s.metric("gguf_embed_batch_tokens_sum");
     let (clients, inputs) = (100u64, 64u64);
     let body = json!({"input": vec![long; inputs as usize], "truncate": true}).to_string();
-    std::thread::scope(|scope| {
-        for _ in 0..clients {
-            let (addr, body) = (&addr, &body);
-            scope.spawn(move || {
-                let mut stream = std::net::TcpStream::connect(addr).unwrap();
-                write!(
-                    stream,
-                    "POST /v1/embeddings HTTP/1.1\r\nHost: {addr}\r\n\
-                     Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                )
-                .unwrap();
-                // Hang up without reading the answer.
-                let _ = stream.shutdown(std::net::Shutdown::Both);
-            });
+    let streams: Vec<std::net::TcpStream> = (0..clients)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+            write!(
+                stream,
+                "POST /v1/embeddings HTTP/1.1\r\nHost: {addr}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            stream
+        })
+        .collect();
+    // Hang up only once the server took every request and the engine is at work on them
+    // (bounded by count).
+    let all = clients * inputs;
+    for _ in 0..6000 {
+        let health = s.health();
+        if health["admitted"] == all && health["queued"].as_u64() > Some(0) {
+            break;
         }
-    });
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let health = s.health();
+    assert_eq!(health["admitted"], all, "{health}");
+    let decoded_at_hang_up = (s.metric("gguf_embed_batch_tokens_sum") - decoded_before) as u64;
+    drop(streams);
     // Wait until nothing is admitted or queued (bounded by count).
     for _ in 0..6000 {
         let health = s.health();
@@ -753,7 +763,10 @@ fn clients_that_hang_up_stop_their_work() {
     );
     let decoded = (s.metric("gguf_embed_batch_tokens_sum") - decoded_before) as u64;
     let requested = clients * inputs * per_input;
-    eprintln!("hang-ups: {decoded} of the {requested} tokens requested were decoded");
+    eprintln!(
+        "hang-ups: {decoded} of the {requested} tokens requested were decoded \
+         ({decoded_at_hang_up} when the clients hung up)"
+    );
     assert!(
         decoded * 2 < requested,
         "{decoded} of {requested} tokens were decoded for clients that hung up"
