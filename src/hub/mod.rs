@@ -35,7 +35,9 @@ pub use http::{FileMetadata, is_sha256};
 pub use spec::{DEFAULT_REVISION, HubFile, ModelSpec};
 
 pub(crate) use cache::file_stamp;
-pub(crate) use download::{hex, sha256_of};
+pub(crate) use download::hex;
+#[cfg(feature = "index")]
+pub(crate) use download::sha256_of;
 
 use cache::RepoCache;
 use http::Client;

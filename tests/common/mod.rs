@@ -122,8 +122,8 @@ pub fn test_device() -> gguf_embed::Device {
 /// The path of the built CLI (built with the `cli` feature, a default one; the test targets
 /// that run it require that feature in Cargo.toml).
 pub fn cli() -> PathBuf {
-    PathBuf::from(
-        option_env!("CARGO_BIN_EXE_gguf-embed")
-            .expect("the CLI is built only with the `cli` feature (on by default)"),
-    )
+    match option_env!("CARGO_BIN_EXE_gguf-embed") {
+        Some(path) => PathBuf::from(path),
+        None => panic!("the CLI is built only with the `cli` feature (on by default)"),
+    }
 }
