@@ -25,7 +25,11 @@ struct Server {
 
 impl Server {
     fn start(extra: &[&str]) -> Self {
-        let model = f32_model().display().to_string();
+        Self::start_with(&f32_model(), extra)
+    }
+
+    fn start_with(model: &std::path::Path, extra: &[&str]) -> Self {
+        let model = model.display().to_string();
         let mut child = Command::new(cli())
             .args(["serve", "-m", &model, "--port", "0", "--threads", "2"])
             .args(extra)
@@ -773,4 +777,44 @@ fn clients_that_hang_up_stop_their_work() {
     );
     let (status, _, _) = s.post("/v1/embeddings", &json!({"input": "still here"}));
     assert_eq!(status, 200);
+}
+
+/// Through the server, a text's vector is the same bit for bit whoever else is asking: alone,
+/// and beside a long text in one decode (Q8_0 fixture; base64 carries the exact bits).
+#[test]
+fn a_texts_vector_does_not_depend_on_who_else_is_asking() {
+    use base64::Engine as _;
+    let s = Server::start_with(&common::q8_model(), &["--batch-tokens", "1024"]);
+    let (short, long) = (case("english").text.clone(), case("long").text.clone());
+    let vectors = |input: Value| -> Vec<Vec<u8>> {
+        let (status, body, _) = s.post(
+            "/v1/embeddings",
+            &json!({"input": input, "encoding_format": "base64"}),
+        );
+        assert_eq!(status, 200, "{body}");
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(d["embedding"].as_str().unwrap())
+                    .unwrap()
+            })
+            .collect()
+    };
+    let alone = vectors(json!([short]));
+    let beside = vectors(json!([long, short]));
+    assert_eq!(alone[0], beside[1], "the vector moved with its batch-mate");
+    // Many clients at once, each with the short text: every answer has the same bits.
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            let (vectors, alone) = (&vectors, &alone);
+            let (short, long) = (&short, &long);
+            scope.spawn(move || {
+                let got = vectors(json!([long, short]));
+                assert_eq!(got[1], alone[0]);
+            });
+        }
+    });
 }
