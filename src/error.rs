@@ -67,7 +67,31 @@ pub enum Error {
         /// Its length in bytes.
         bytes: usize,
     },
-    /// llama.cpp failed while computing embeddings.
+    /// llama.cpp could not create a context of this size: its KV cache and compute buffers
+    /// did not fit in the device's memory, or the device cannot run the model with these
+    /// settings. Smaller batches (`batch_tokens`, `batch_sequences`) or a lower token limit
+    /// need less.
+    #[error(
+        "llama.cpp could not create a context for {tokens} tokens in {sequences} sequences (out \
+         of memory, or settings the device does not support); lower batch_tokens, \
+         batch_sequences or max_tokens"
+    )]
+    ContextAlloc {
+        /// Tokens the context was sized for.
+        tokens: u32,
+        /// Sequences it was sized for.
+        sequences: u32,
+    },
+    /// A decode failed inside llama.cpp; the requests in that decode fail, later ones run.
+    #[error("llama.cpp failed to decode a batch: {}", decode_reason(*.status))]
+    Decode {
+        /// `llama_decode`'s status code.
+        status: i32,
+    },
+    /// The engine thread could not be started (the OS refused a new thread).
+    #[error("cannot start the engine thread: {0}")]
+    EngineStart(#[source] std::io::Error),
+    /// llama.cpp produced something the engine did not expect (a bug here or there).
     #[error("llama.cpp failed to compute embeddings: {0}")]
     Compute(String),
     /// Too many inputs are already waiting; try again shortly.
@@ -92,6 +116,30 @@ pub enum Error {
         /// The underlying error.
         error: std::io::Error,
     },
+}
+
+/// What `llama_decode`'s status codes mean (llama.h).
+fn decode_reason(status: i32) -> String {
+    match status {
+        1 => "no room in the KV cache for the batch (status 1)".into(),
+        2 => "the decode was aborted (status 2)".into(),
+        -1 => "llama.cpp rejected the batch as invalid (status -1)".into(),
+        _ => format!("status {status} (out of memory or a backend failure)"),
+    }
+}
+
+impl Error {
+    /// The same error for another request that shared the failed decode.
+    pub(crate) fn for_another_request(&self) -> Self {
+        match self {
+            Self::ContextAlloc { tokens, sequences } => Self::ContextAlloc {
+                tokens: *tokens,
+                sequences: *sequences,
+            },
+            Self::Decode { status } => Self::Decode { status: *status },
+            other => Self::Compute(other.to_string()),
+        }
+    }
 }
 
 /// The library's result type.

@@ -45,9 +45,9 @@ pub mod server;
 pub mod vector;
 
 pub use embedder::{
-    Bf16Weights, DEFAULT_MAX_TOKENS, DecodeObserver, DecodeStats, EmbedOptions, Embedder,
-    EmbedderOptions, Embedding, MIN_DIMENSIONS, PendingEmbeddings, Truncation, default_threads,
-    inspect,
+    Bf16Weights, Canceller, DEFAULT_MAX_TOKENS, DecodeObserver, DecodeStats, EmbedOptions,
+    Embedder, EmbedderOptions, Embedding, MIN_DIMENSIONS, PendingEmbeddings, Truncation,
+    default_threads, inspect,
 };
 pub use engine::{
     Device, DeviceInfo, DeviceKind, FlashAttention, KvCache, LoadProgress, OutputMode, devices,

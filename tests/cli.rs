@@ -398,3 +398,26 @@ fn a_closed_pipe_is_not_an_error() {
     assert!(status.success(), "exit {status:?}: {err}");
     assert!(err.is_empty(), "{err}");
 }
+
+/// Through the CLI, a text's vector is the same bit for bit alone and beside a long text in one
+/// decode (on the Q8_0 fixture, where flash attention's CPU kernels once made them differ).
+#[test]
+fn a_texts_vector_does_not_depend_on_its_batch_mates() {
+    let m = common::q8_model().display().to_string();
+    let (short, long) = (case("english").text.as_str(), case("long").text.as_str());
+    let raw = |texts: &[&str]| -> Vec<u32> {
+        // One decode holds the long text (771 tokens) and the short one.
+        let mut args = vec!["-m", m.as_str(), "-f", "f32", "--batch-tokens", "1024"];
+        args.extend(texts);
+        let out = run(&args, b"");
+        assert!(out.status.success(), "{}", stderr(&out));
+        out.stdout
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+            .collect()
+    };
+    let alone = raw(&[short]);
+    let beside = raw(&[long, short]);
+    assert_eq!(alone.len(), 64);
+    assert_eq!(alone, beside[64..], "the vector moved with its batch-mate");
+}

@@ -537,6 +537,57 @@ fn the_download_progress_is_reported_to_library_callers() {
     assert_eq!(last_progress, Some(s.file.content.len() as u64));
 }
 
+#[test]
+fn a_progress_callback_can_cancel_the_download_and_a_later_one_resumes() {
+    use gguf_embed::hub::{DownloadEvent, Hub, HubConfig, HubError, ModelSpec};
+    use std::sync::{Arc, Mutex};
+
+    let s = Setup::new();
+    let config = || {
+        HubConfig::from_vars(|name| match name {
+            "HF_HOME" => Some(s.home.path().display().to_string()),
+            "HF_ENDPOINT" => Some(s.hub.endpoint.clone()),
+            _ => None,
+        })
+    };
+    let spec = ModelSpec::parse(&spec(), "Q8_0").unwrap();
+    let total = s.file.content.len() as u64;
+    // Cancel once at least a quarter arrived.
+    let cancelled = Hub::new(config())
+        .with_cancellable_progress(move |e| {
+            !matches!(e, DownloadEvent::Progress { downloaded, .. } if *downloaded >= total / 4)
+        })
+        .resolve(&spec);
+    let kept = match cancelled {
+        Err(HubError::Cancelled { downloaded, .. }) => downloaded,
+        other => panic!("expected a cancelled download, got {other:?}"),
+    };
+    assert!(kept >= total / 4 && kept < total, "{kept} of {total}");
+    assert!(
+        walk(&s.repo_dir())
+            .iter()
+            .all(|p| !p.to_string_lossy().contains("snapshots")),
+        "a cancelled download must not appear in the cache as a model"
+    );
+
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&events);
+    let path = Hub::new(config())
+        .with_cancellable_progress(move |e| {
+            sink.lock().unwrap().push(e.clone());
+            true
+        })
+        .resolve(&spec)
+        .unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), *s.file.content);
+    let events = events.lock().unwrap();
+    assert!(
+        matches!(events.first(), Some(DownloadEvent::Started { resumed_from, .. }) if *resumed_from == kept),
+        "the second download resumes where the first was cancelled: {:?}",
+        events.first()
+    );
+}
+
 /// The real Hub: downloads the official 0.6B Q8_0 file (639 MB) and embeds with it.
 /// Opt-in: `cargo test --release --test hub -- --ignored`.
 #[test]

@@ -12,6 +12,10 @@ use common::{Case, case, cases, f32_model, q8_model};
 use gguf_embed::vector::cosine;
 use gguf_embed::{EmbedOptions, Embedder, EmbedderOptions, Instruction, KvCache, OutputMode};
 
+/// F32 weights against transformers in float32: measured about 0.999995. (0.9999 could not
+/// tell F32 from weights rounded to bfloat16.)
+const F32_MIN_COSINE: f64 = 0.99999;
+
 fn embedder(path: std::path::PathBuf, mode: OutputMode) -> Embedder {
     let options = EmbedderOptions::default()
         .with_device(common::test_device())
@@ -100,7 +104,7 @@ fn f32_vectors_match_transformers() {
         cases(),
         &embed_each(f32_embedder()),
         |c| &c.embedding,
-        0.9999,
+        F32_MIN_COSINE,
         "F32 alone",
     );
 }
@@ -129,7 +133,7 @@ fn llama_embedding_mode_gives_the_same_vectors() {
         cases(),
         &got,
         |c| &c.embedding,
-        0.9999,
+        F32_MIN_COSINE,
         "F32, llama.cpp embedding mode",
     );
 }
@@ -154,7 +158,7 @@ fn batched_vectors_equal_single_vectors() {
             c.name
         );
         assert!(
-            cosine(&b.vector, &c.embedding) >= 0.9999,
+            cosine(&b.vector, &c.embedding) >= F32_MIN_COSINE,
             "case {:?}",
             c.name
         );
@@ -181,7 +185,7 @@ fn per_sequence_kv_cache_gives_the_same_vectors_in_input_order() {
         &docs,
         &got,
         |c| &c.embedding,
-        0.9999,
+        F32_MIN_COSINE,
         "F32, per-sequence KV",
     );
 }
@@ -201,34 +205,63 @@ fn small_decodes_and_reordered_inputs_give_the_same_vectors() {
     let out = e.embed(&texts, &EmbedOptions::documents()).unwrap();
     for (c, v) in docs.iter().zip(&out) {
         let cos = cosine(&v.vector, &c.embedding);
-        assert!(cos >= 0.9999, "case {:?}: cosine {cos}", c.name);
+        assert!(cos >= F32_MIN_COSINE, "case {:?}: cosine {cos}", c.name);
     }
 }
 
 #[test]
 fn the_end_of_text_token_and_nfc_matter() {
-    // Negative controls: the fixture model is sensitive enough that getting a rule wrong would
-    // fail the tests above.
     let e = f32_embedder();
-    let c = case("english");
-    let mut without_eot = c.token_ids.clone();
-    without_eot.pop();
-    // embed_tokens appends <|endoftext|>, so drop the text's last token to see the difference.
-    let wrong = e
-        .embed_tokens(
-            &[without_eot[..without_eot.len() - 1].to_vec()],
-            &EmbedOptions::documents(),
-        )
-        .unwrap();
-    assert!(cosine(&wrong[0].vector, &c.embedding) < 0.99);
+    let eot = common::eot_id();
 
+    // Our tokenization appends <|endoftext|> to the text (the reference's ids end with it),
+    // exactly once, and the vector from text matches the reference.
+    let c = case("english");
+    let ours = e.token_ids(&c.text, &Instruction::None).unwrap();
+    assert_eq!(ours.last(), Some(&eot));
+    assert_eq!(
+        ours, c.token_ids,
+        "token ids with the end-of-text token appended"
+    );
+    let from_text = e.embed(&[&c.text], &EmbedOptions::documents()).unwrap();
+    assert_eq!(from_text[0].tokens, c.token_ids.len());
+    assert!(cosine(&from_text[0].vector, &c.embedding) >= F32_MIN_COSINE);
+    // A text that spells the token stays text: the only end-of-text id is the appended one.
+    let spelled = e
+        .token_ids("stop here <|endoftext|> go on", &Instruction::None)
+        .unwrap();
+    assert_eq!(spelled.iter().filter(|&&t| t == eot).count(), 1);
+    assert_eq!(spelled.last(), Some(&eot));
+
+    // Our code normalises to NFC: the decomposed text gets the composed text's reference
+    // token ids (llama.cpp alone would tokenize the combining accents separately) and the very
+    // same vector.
     let nfd = case("nfd_accents");
     let nfc = case("nfc_accents");
-    assert_ne!(nfd.text, nfc.text);
-    assert_eq!(
-        nfd.token_ids, nfc.token_ids,
-        "the reference normalises to NFC"
+    assert_ne!(
+        nfd.text, nfc.text,
+        "the fixture's two texts differ in bytes"
     );
+    assert_eq!(
+        e.token_ids(&nfd.text, &Instruction::None).unwrap(),
+        nfc.token_ids
+    );
+    let both = e
+        .embed(&[&nfd.text, &nfc.text], &EmbedOptions::documents())
+        .unwrap();
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&both[0].vector), bits(&both[1].vector));
+    assert!(cosine(&both[0].vector, &nfc.embedding) >= F32_MIN_COSINE);
+
+    // Negative control: the fixture model is sensitive enough that a wrong token sequence
+    // (here the text's last token dropped) moves the vector far.
+    let mut shortened = c.token_ids.clone();
+    shortened.pop();
+    shortened.pop();
+    let wrong = e
+        .embed_tokens(&[shortened], &EmbedOptions::documents())
+        .unwrap();
+    assert!(cosine(&wrong[0].vector, &c.embedding) < 0.99);
 }
 
 #[test]
@@ -244,9 +277,9 @@ fn pre_tokenized_input_matches_text_input() {
     let mut bare = c.token_ids.clone();
     bare.pop();
     let without_eot = e.embed_tokens(&[bare], &EmbedOptions::documents()).unwrap();
-    assert!(cosine(&with_eot[0].vector, &c.embedding) >= 0.9999);
+    assert!(cosine(&with_eot[0].vector, &c.embedding) >= F32_MIN_COSINE);
     assert!(
-        cosine(&without_eot[0].vector, &c.embedding) >= 0.9999,
+        cosine(&without_eot[0].vector, &c.embedding) >= F32_MIN_COSINE,
         "EOT appended"
     );
     assert_eq!(with_eot[0].tokens, c.token_ids.len());
@@ -310,7 +343,7 @@ fn normalisation_can_be_turned_off() {
         (norm - 1.0).abs() > 0.01,
         "raw hidden state has norm {norm}"
     );
-    assert!(cosine(&raw, &c.embedding) >= 0.9999);
+    assert!(cosine(&raw, &c.embedding) >= F32_MIN_COSINE);
 }
 
 #[test]
@@ -328,7 +361,7 @@ fn instruction_changes_the_vector_and_matches_the_reference() {
         )
         .unwrap()
         .remove(0);
-    assert!(cosine(&as_query.vector, &q.embedding) >= 0.9999);
+    assert!(cosine(&as_query.vector, &q.embedding) >= F32_MIN_COSINE);
     assert!(cosine(&as_doc.vector, &q.embedding) < 0.99);
     assert!(as_query.tokens > as_doc.tokens);
     let custom = Instruction::Custom(q.task.clone().unwrap());

@@ -8,6 +8,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{case, cases, cli, f32_model, floats};
@@ -18,11 +19,17 @@ use serde_json::{Value, json};
 struct Server {
     child: Child,
     base: String,
+    /// Everything the server wrote to stderr after it started listening.
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
     fn start(extra: &[&str]) -> Self {
-        let model = f32_model().display().to_string();
+        Self::start_with(&f32_model(), extra)
+    }
+
+    fn start_with(model: &std::path::Path, extra: &[&str]) -> Self {
+        let model = model.display().to_string();
         let mut child = Command::new(cli())
             .args(["serve", "-m", &model, "--port", "0", "--threads", "2"])
             .args(extra)
@@ -45,8 +52,35 @@ impl Server {
             }
         };
         // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in stderr.lines() {});
-        Self { child, base }
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Self { child, base, log }
+    }
+
+    /// The server's address (host:port).
+    fn addr(&self) -> String {
+        self.base.trim_start_matches("http://").to_string()
+    }
+
+    /// The `/health` fields.
+    fn health(&self) -> Value {
+        serde_json::from_str(&self.get("/health").1).unwrap()
+    }
+
+    /// One metric's value from `/metrics`.
+    fn metric(&self, name: &str) -> f64 {
+        let (_, metrics) = self.get("/metrics");
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
     }
 
     fn url(&self, path: &str) -> String {
@@ -505,7 +539,7 @@ fn a_full_queue_answers_503_with_retry_after() {
 
 #[test]
 fn sigterm_finishes_requests_in_flight_then_exits() {
-    let mut s = Server::start(&["--batch-tokens", "256"]);
+    let mut s = Server::start(&["--batch-tokens", "256", "--batch-sequences", "1"]);
     let long = case("long").text.clone();
     let url = s.url("/v1/embeddings");
     let request = std::thread::spawn(move || {
@@ -520,7 +554,16 @@ fn sigterm_finishes_requests_in_flight_then_exits() {
             resp.body_mut().read_to_string().unwrap(),
         )
     });
-    std::thread::sleep(Duration::from_millis(150));
+    // Signal only once the request is queued (bounded by count, not time).
+    let mut queued = 0;
+    for _ in 0..2000 {
+        queued = s.health()["queued"].as_u64().unwrap();
+        if queued > 0 || request.is_finished() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(queued > 0, "the request never showed up in the queue");
     let pid = s.child.id().to_string();
     assert!(
         Command::new("kill")
@@ -535,4 +578,243 @@ fn sigterm_finishes_requests_in_flight_then_exits() {
     assert_eq!(body["data"].as_array().unwrap().len(), 64);
     let exit = s.child.wait().unwrap();
     assert!(exit.success(), "{exit:?}");
+    // The server itself says the signal found work in flight.
+    let log = s.log.lock().unwrap().join("\n");
+    let in_flight: u64 = log
+        .split("shutting down after the requests in flight (")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no shutdown line in the server's log:\n{log}"));
+    assert!(
+        in_flight > 0,
+        "the signal came when nothing was in flight:\n{log}"
+    );
+}
+
+/// Sends one POST over a fresh loopback connection; returns the status (0 when the server
+/// closed the connection without an answer).
+fn raw_post(addr: &str, path: &str, body: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    // A guard against hanging forever, not a performance limit.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(600)))
+        .unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    String::from_utf8_lossy(&response)
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Lets this process (and the server it starts) hold a few thousand sockets.
+fn raise_open_file_limit() {
+    // SAFETY: getrlimit/setrlimit read and write one plain struct.
+    unsafe {
+        let mut limit = std::mem::zeroed::<libc::rlimit>();
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        limit.rlim_cur = limit.rlim_max.min(8192);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+    }
+}
+
+/// The server's thread count and resident memory (KiB), from /proc.
+fn threads_and_rss(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("Threads:"), field("VmRSS:"))
+}
+
+/// 1,000 concurrent connections against `--max-queued 64`: each gets 200 or 503 (none is left
+/// without an answer), the server's threads and memory stay bounded, the counters add up, and
+/// the server answers normally afterwards. Run with `--nocapture` to see the figures.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_flood_of_connections_gets_answers_with_bounded_threads_and_memory() {
+    raise_open_file_limit();
+    let s = Server::start(&["--max-queued", "64"]);
+    let addr = s.addr();
+    let pid = s.child.id();
+    let body = json!({"input": case("long").text, "truncate": true}).to_string();
+    let (threads_before, rss_before) = threads_and_rss(pid);
+    let clients = 1000;
+    let start = Arc::new(std::sync::Barrier::new(clients + 1));
+    let handles: Vec<_> = (0..clients)
+        .map(|_| {
+            let (addr, body, start) = (addr.clone(), body.clone(), Arc::clone(&start));
+            std::thread::Builder::new()
+                .stack_size(128 << 10)
+                .spawn(move || {
+                    start.wait();
+                    raw_post(&addr, "/v1/embeddings", &body)
+                })
+                .unwrap()
+        })
+        .collect();
+    start.wait();
+    let (mut max_threads, mut max_rss) = (threads_before, rss_before);
+    while !handles.iter().all(|h| h.is_finished()) {
+        let (threads, rss) = threads_and_rss(pid);
+        max_threads = max_threads.max(threads);
+        max_rss = max_rss.max(rss);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let ok = statuses.iter().filter(|&&s| s == 200).count();
+    let busy = statuses.iter().filter(|&&s| s == 503).count();
+    eprintln!(
+        "flood: {clients} connections, {ok} x 200, {busy} x 503; server threads {threads_before} \
+         before, at most {max_threads} during; RSS {} MiB before, at most {} MiB during",
+        rss_before >> 10,
+        max_rss >> 10
+    );
+    assert_eq!(
+        ok + busy,
+        clients,
+        "statuses other than 200/503: {statuses:?}"
+    );
+    assert!(ok > 0 && busy > 0, "{ok} x 200, {busy} x 503");
+    // Before admission came first, every waiting request held one of tokio's 512 blocking
+    // threads; now waiting takes none.
+    assert!(
+        max_threads <= threads_before + 16,
+        "the server grew from {threads_before} to {max_threads} threads"
+    );
+    assert!(
+        max_rss <= rss_before + (256 << 10),
+        "the server's RSS grew from {} to {} MiB",
+        rss_before >> 10,
+        max_rss >> 10
+    );
+    let served = s.metric("gguf_embed_requests_total{api=\"openai\",status=\"200\"}");
+    let refused = s.metric("gguf_embed_requests_total{api=\"openai\",status=\"503\"}");
+    assert_eq!((served as usize, refused as usize), (ok, busy));
+    assert_eq!(s.metric("gguf_embed_rejected_total") as usize, busy);
+    let (status, _, _) = s.post("/v1/embeddings", &json!({"input": "after the flood"}));
+    assert_eq!(status, 200);
+    assert_eq!(s.health()["queued"], 0);
+}
+
+/// 100 clients send large requests and hang up at once: their work stops (the engine's token
+/// counter shows it), and the server then answers normally.
+#[test]
+fn clients_that_hang_up_stop_their_work() {
+    use std::io::Write;
+    let s = Server::start(&[]);
+    let addr = s.addr();
+    let long = case("long").text.clone();
+    let (_, probe, _) = s.post("/v1/embeddings", &json!({"input": long, "truncate": true}));
+    let per_input = probe["usage"]["prompt_tokens"].as_u64().unwrap();
+    let decoded_before = s.metric("gguf_embed_batch_tokens_sum");
+    let (clients, inputs) = (100u64, 64u64);
+    let body = json!({"input": vec![long; inputs as usize], "truncate": true}).to_string();
+    let streams: Vec<std::net::TcpStream> = (0..clients)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+            write!(
+                stream,
+                "POST /v1/embeddings HTTP/1.1\r\nHost: {addr}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            stream
+        })
+        .collect();
+    // Hang up only once the server took every request and the engine is at work on them
+    // (bounded by count).
+    let all = clients * inputs;
+    for _ in 0..6000 {
+        let health = s.health();
+        if health["admitted"] == all && health["queued"].as_u64() > Some(0) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let health = s.health();
+    assert_eq!(health["admitted"], all, "{health}");
+    let decoded_at_hang_up = (s.metric("gguf_embed_batch_tokens_sum") - decoded_before) as u64;
+    drop(streams);
+    // Wait until nothing is admitted or queued (bounded by count).
+    for _ in 0..6000 {
+        let health = s.health();
+        if health["queued"] == 0 && health["admitted"] == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let health = s.health();
+    assert_eq!(
+        (&health["queued"], &health["admitted"]),
+        (&json!(0), &json!(0))
+    );
+    let decoded = (s.metric("gguf_embed_batch_tokens_sum") - decoded_before) as u64;
+    let requested = clients * inputs * per_input;
+    eprintln!(
+        "hang-ups: {decoded} of the {requested} tokens requested were decoded \
+         ({decoded_at_hang_up} when the clients hung up)"
+    );
+    assert!(
+        decoded * 2 < requested,
+        "{decoded} of {requested} tokens were decoded for clients that hung up"
+    );
+    let (status, _, _) = s.post("/v1/embeddings", &json!({"input": "still here"}));
+    assert_eq!(status, 200);
+}
+
+/// Through the server, a text's vector is the same bit for bit whoever else is asking: alone,
+/// and beside a long text in one decode (Q8_0 fixture; base64 carries the exact bits).
+#[test]
+fn a_texts_vector_does_not_depend_on_who_else_is_asking() {
+    use base64::Engine as _;
+    let s = Server::start_with(&common::q8_model(), &["--batch-tokens", "1024"]);
+    let (short, long) = (case("english").text.clone(), case("long").text.clone());
+    let vectors = |input: Value| -> Vec<Vec<u8>> {
+        let (status, body, _) = s.post(
+            "/v1/embeddings",
+            &json!({"input": input, "encoding_format": "base64"}),
+        );
+        assert_eq!(status, 200, "{body}");
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(d["embedding"].as_str().unwrap())
+                    .unwrap()
+            })
+            .collect()
+    };
+    let alone = vectors(json!([short]));
+    let beside = vectors(json!([long, short]));
+    assert_eq!(alone[0], beside[1], "the vector moved with its batch-mate");
+    // Many clients at once, each with the short text: every answer has the same bits.
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            let (vectors, alone) = (&vectors, &alone);
+            let (short, long) = (&short, &long);
+            scope.spawn(move || {
+                let got = vectors(json!([long, short]));
+                assert_eq!(got[1], alone[0]);
+            });
+        }
+    });
 }

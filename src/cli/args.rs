@@ -139,7 +139,9 @@ pub struct ModelArgs {
     )]
     pub flash_attn: FlashAttnArg,
     /// F16 models on the CPU: run BF16 kernels from a lossless BF16 copy of the file, written
-    /// once to $GGUF_EMBED_CACHE/bf16 (default ~/.cache/gguf-embed/bf16)
+    /// once to $GGUF_EMBED_CACHE/bf16 (default ~/.cache/gguf-embed/bf16). The CLI's default
+    /// `auto` writes that copy (the model's size) on CPUs with AVX512-BF16; the library
+    /// writes none unless asked
     #[arg(
         long,
         value_enum,
@@ -158,6 +160,10 @@ pub struct ModelArgs {
     /// here and `sequences` times the cache memory)
     #[arg(long, hide = true)]
     pub kv_per_sequence: bool,
+    /// Let a text's vector depend on what it is batched with (flash attention's faster
+    /// kernel for large decodes, F16 V cache; for measurements)
+    #[arg(long, hide = true)]
+    pub batch_variant: bool,
 }
 
 /// `--flash-attn` values.

@@ -86,7 +86,8 @@ pub fn embedder_options(args: &ModelArgs) -> EmbedderOptions {
         .with_device(args.device)
         .with_flash_attention(args.flash_attn.into())
         .with_bf16_weights(args.bf16.into())
-        .with_sort_by_length(!args.no_sort);
+        .with_sort_by_length(!args.no_sort)
+        .with_batch_invariant(!args.batch_variant);
     if args.kv_per_sequence {
         options = options.with_kv_cache(KvCache::PerSequence);
     }

@@ -85,7 +85,8 @@ pub fn run(args: ServeArgs, global: &GlobalArgs) -> Result<()> {
              TEI /embed, /metrics); Ctrl-C stops",
             config.model_name
         );
-        server::serve_on(listener, embedder, metrics, config, shutdown_signal()).await?;
+        let shutdown = shutdown_signal(embedder.clone());
+        server::serve_on(listener, embedder, metrics, config, shutdown).await?;
         eprintln!("gguf-embed: stopped");
         Ok(())
     })
@@ -99,8 +100,8 @@ fn model_name(info: &ModelInfo) -> String {
         .unwrap_or_else(|| "qwen3-embedding".into())
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
+/// Completes on SIGINT (Ctrl-C) or SIGTERM, and says how much work is still in flight.
+async fn shutdown_signal(embedder: Embedder) {
     let interrupt = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -119,5 +120,8 @@ async fn shutdown_signal() {
         () = interrupt => {},
         () = terminate => {},
     }
-    eprintln!("gguf-embed: shutting down after the requests in flight");
+    eprintln!(
+        "gguf-embed: shutting down after the requests in flight ({} inputs queued or running)",
+        embedder.queued()
+    );
 }

@@ -3,11 +3,14 @@
 mod options;
 mod worker;
 
+use std::future::Future;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll};
 use std::thread::JoinHandle;
 
 pub use options::{
@@ -15,7 +18,7 @@ pub use options::{
     MIN_DIMENSIONS, Truncation,
 };
 
-use crate::engine::{self, ContextParams, LoadParams, Model};
+use crate::engine::{self, ContextParams, FlashAttention, LoadParams, Model};
 use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, ModelInfo};
 use crate::hub;
@@ -93,14 +96,19 @@ impl Embedder {
     /// llama.cpp and starts the engine thread.
     pub fn new(path: impl AsRef<Path>, options: EmbedderOptions) -> Result<Self> {
         let path = path.as_ref();
-        let (file, info, sparse_ranges) = open_model_file(path)?;
+        let (file, info, mut sparse) = open_model_file(path)?;
         let placement = engine::place(options.device)?;
         let weights = weights_file(path, file, &info, &options, &placement);
+        if weights != path {
+            // The copy has its own layout: the page release needs its offsets.
+            sparse = open_model_file(&weights)?.2;
+        }
         let config = worker_config(&info, &options, placement.gpu.is_some())?;
         let progress = options.load_progress.as_deref();
         let params = LoadParams {
             progress,
-            sparse_ranges,
+            sparse_ranges: sparse.ranges,
+            token_embd_offset: sparse.token_embd_offset,
             gpu_layers: if placement.gpu.is_some() { -1 } else { 0 },
             devices: placement.gpu_handle().into_iter().collect(),
         };
@@ -116,7 +124,7 @@ impl Embedder {
         let worker = std::thread::Builder::new()
             .name("gguf-embed-engine".into())
             .spawn(move || worker::run(worker_model, config, shared, job_rx, ready_tx))
-            .map_err(|e| Error::Compute(format!("cannot start the engine thread: {e}")))?;
+            .map_err(Error::EngineStart)?;
         if let Err(e) = ready_rx.recv().unwrap_or(Err(Error::EngineStopped)) {
             let _ = worker.join();
             return Err(e);
@@ -157,13 +165,25 @@ impl Embedder {
         self.inner.model.n_embd()
     }
 
-    /// Embeds texts; results come back in input order.
+    /// Embeds texts, blocking this thread; results come back in input order.
     pub fn embed<S: AsRef<str>>(
         &self,
         texts: &[S],
         options: &EmbedOptions,
     ) -> Result<Vec<Embedding>> {
         self.submit(texts, options)?.wait()
+    }
+
+    /// Embeds texts without blocking: the returned future resolves to the vectors, in input
+    /// order. It needs no particular async runtime (tokio, async-std, a GUI's executor: any
+    /// will do), and dropping it before it resolves cancels the request. Tokenization runs on
+    /// the thread that first polls it; use [`submit`](Self::submit) to tokenize eagerly.
+    pub async fn embed_async<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        options: &EmbedOptions,
+    ) -> Result<Vec<Embedding>> {
+        self.submit(texts, options)?.await
     }
 
     /// Embeds documents (no instruction) with default options and returns the vectors.
@@ -179,7 +199,8 @@ impl Embedder {
 
     /// Queues texts for embedding and returns at once: tokenization happens here, on the
     /// calling thread, and the decode on the engine thread, so a caller can prepare the next
-    /// batch while this one runs. Dropping the handle cancels what has not run yet.
+    /// batch while this one runs. The handle is waited on ([`PendingEmbeddings::wait`]) or
+    /// awaited (it is a [`Future`]); dropping it cancels what has not run yet.
     pub fn submit<S: AsRef<str>>(
         &self,
         texts: &[S],
@@ -206,6 +227,15 @@ impl Embedder {
         inputs: &[Vec<u32>],
         options: &EmbedOptions,
     ) -> Result<Vec<Embedding>> {
+        self.submit_tokens(inputs, options)?.wait()
+    }
+
+    /// [`embed_tokens`](Self::embed_tokens) without waiting, like [`submit`](Self::submit).
+    pub fn submit_tokens(
+        &self,
+        inputs: &[Vec<u32>],
+        options: &EmbedOptions,
+    ) -> Result<PendingEmbeddings> {
         let eot = self.inner.info.end_of_text_id as i32;
         let vocab = self.inner.info.vocab_size;
         let mut sequences = Vec::with_capacity(inputs.len());
@@ -226,7 +256,7 @@ impl Embedder {
             }
             sequences.push(seq);
         }
-        self.submit_sequences(sequences, options)?.wait()
+        self.submit_sequences(sequences, options)
     }
 
     /// The token ids the model sees for `text` with `instruction`: the NFC-normalised prompt,
@@ -283,7 +313,7 @@ impl Embedder {
                 checked.max_tokens
             );
         }
-        let (reply, result) = mpsc::channel();
+        let (reply, result) = oneshot::channel();
         let cancelled = Arc::new(AtomicBool::new(false));
         let n = sequences.len();
         if n > 0 {
@@ -353,10 +383,15 @@ struct CheckedOptions {
     max_tokens: usize,
 }
 
-/// Embeddings being computed by the engine thread. Dropping it cancels the request.
+/// Embeddings being computed by the engine thread: wait for them ([`wait`](Self::wait)) or
+/// await them (the handle is a runtime-agnostic [`Future`]).
+///
+/// Dropping it before the result came cancels the request: its sequences leave the queue, and
+/// those already in a decode are dropped after it. [`canceller`](Self::canceller) cancels from
+/// elsewhere; the waiter then gets [`Error::Cancelled`].
 #[derive(Debug)]
 pub struct PendingEmbeddings {
-    result: Option<Receiver<Result<Vec<f32>>>>,
+    result: Option<oneshot::Receiver<Result<Vec<f32>>>>,
     cancelled: Arc<AtomicBool>,
     n_embd: usize,
     dimensions: Option<usize>,
@@ -365,24 +400,31 @@ pub struct PendingEmbeddings {
     truncated: Vec<bool>,
 }
 
+/// Cancels a pending request from any thread (see [`PendingEmbeddings::canceller`]).
+#[derive(Debug, Clone)]
+pub struct Canceller(Arc<AtomicBool>);
+
+impl Canceller {
+    /// Cancels the request: its sequences not yet decoded never run, and its waiter gets
+    /// [`Error::Cancelled`] (unless the vectors were already sent).
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 impl PendingEmbeddings {
-    /// Waits for the vectors, in input order.
+    /// Waits for the vectors, in input order, blocking this thread.
     pub fn wait(mut self) -> Result<Vec<Embedding>> {
         let Some(result) = self.result.take() else {
             return Ok(Vec::new());
         };
         let rows = result.recv().map_err(|_| Error::EngineStopped)??;
-        let tokens = std::mem::take(&mut self.tokens);
-        let truncated = std::mem::take(&mut self.truncated);
-        Ok(rows
-            .chunks_exact(self.n_embd)
-            .zip(tokens.into_iter().zip(truncated))
-            .map(|(row, (tokens, truncated))| Embedding {
-                vector: vector::finish(row, self.dimensions, self.normalize),
-                tokens,
-                truncated,
-            })
-            .collect())
+        Ok(self.finish(rows))
+    }
+
+    /// A handle that cancels this request from another thread or task.
+    pub fn canceller(&self) -> Canceller {
+        Canceller(Arc::clone(&self.cancelled))
     }
 
     /// The number of inputs.
@@ -393,6 +435,38 @@ impl PendingEmbeddings {
     /// Whether there are no inputs.
     pub fn is_empty(&self) -> bool {
         self.tokens.is_empty()
+    }
+
+    fn finish(&mut self, rows: Vec<f32>) -> Vec<Embedding> {
+        let tokens = std::mem::take(&mut self.tokens);
+        let truncated = std::mem::take(&mut self.truncated);
+        rows.chunks_exact(self.n_embd)
+            .zip(tokens.into_iter().zip(truncated))
+            .map(|(row, (tokens, truncated))| Embedding {
+                vector: vector::finish(row, self.dimensions, self.normalize),
+                tokens,
+                truncated,
+            })
+            .collect()
+    }
+}
+
+/// Resolves to what [`wait`](PendingEmbeddings::wait) returns. Polling it again after that
+/// gives an empty list.
+impl Future for PendingEmbeddings {
+    type Output = Result<Vec<Embedding>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let Some(result) = self.result.as_mut() else {
+            return Poll::Ready(Ok(Vec::new()));
+        };
+        let outcome = std::task::ready!(Pin::new(result).poll(cx));
+        self.result = None;
+        Poll::Ready(match outcome {
+            Ok(Ok(rows)) => Ok(self.finish(rows)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::EngineStopped),
+        })
     }
 }
 
@@ -446,19 +520,30 @@ pub fn inspect(path: impl AsRef<Path>) -> Result<ModelInfo> {
     open_model_file(path.as_ref()).map(|(_, info, _)| info)
 }
 
-/// Validates a model file; returns its summary and the file ranges of the weights our path
-/// reads only sparsely (the token embeddings, and an untied LM head).
-fn open_model_file(path: &Path) -> Result<(GgufFile, ModelInfo, Vec<Range<u64>>)> {
+/// The weights our path reads only sparsely, by their place in a model file.
+struct SparseWeights {
+    /// File ranges of the token embeddings and of an untied LM head.
+    ranges: Vec<Range<u64>>,
+    /// Where the token embeddings start.
+    token_embd_offset: Option<u64>,
+}
+
+/// Validates a model file; returns its summary and where the weights our path reads only
+/// sparsely (the token embeddings, and an untied LM head) lie in it.
+fn open_model_file(path: &Path) -> Result<(GgufFile, ModelInfo, SparseWeights)> {
     let model_error = |error| Error::Model {
         path: path.to_path_buf(),
         error,
     };
     let file = GgufFile::open(path).map_err(model_error)?;
     let info = ModelInfo::from_gguf(&file).map_err(model_error)?;
-    let sparse = ["token_embd.weight", "output.weight"]
-        .iter()
-        .filter_map(|name| file.tensor_file_range(name))
-        .collect();
+    let sparse = SparseWeights {
+        ranges: ["token_embd.weight", "output.weight"]
+            .iter()
+            .filter_map(|name| file.tensor_file_range(name))
+            .collect(),
+        token_embd_offset: file.tensor_file_range("token_embd.weight").map(|r| r.start),
+    };
     Ok((file, info, sparse))
 }
 
@@ -535,9 +620,18 @@ fn worker_config(info: &ModelInfo, options: &EmbedderOptions, gpu: bool) -> Resu
             flash_attention: options.flash_attention,
             mode: options.output_mode,
             kv_cache: options.kv_cache,
+            // Off when flash attention is off (its kernels are batch-invariant already), on
+            // GPUs (not measured there), and for F32 weights: their reference accuracy needs
+            // the F16 V cache (a BF16 one moves them to cosine 0.99998), and the issue measured
+            // their vectors identical either way (not yet tested here).
+            batch_invariant: options.batch_invariant
+                && !gpu
+                && options.flash_attention != FlashAttention::Off
+                && info.file_type.as_deref() != Some("F32"),
         },
         max_context: info.context_length as usize,
         sort_by_length: options.sort_by_length,
+        warm_up_token: info.end_of_text_id as i32,
     })
 }
 

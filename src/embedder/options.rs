@@ -16,14 +16,17 @@ use crate::engine::{Device, FlashAttention, KvCache, LoadProgress, OutputMode};
 /// before each matrix product (bfloat16's 8 significant bits instead of f16's 11): vectors
 /// move by about 1e-5 in cosine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+///
+/// The library writes no such file unless asked: the default is [`Never`](Self::Never). (The
+/// `gguf-embed` CLI asks for [`Auto`](Self::Auto) and says so in its help.)
 pub enum Bf16Weights {
-    /// When the model runs on a CPU with native BF16 dot products (AVX512-BF16). The default.
-    #[default]
+    /// When the model runs on a CPU with native BF16 dot products (AVX512-BF16).
     Auto,
     /// Whenever the model runs on the CPU, even without native BF16 instructions (ggml's
     /// portable BF16 code; its speed there is unmeasured: for tests).
     Always,
-    /// Never: F16 kernels.
+    /// Never: F16 kernels, and no copy written. The default.
+    #[default]
     Never,
 }
 
@@ -73,7 +76,15 @@ pub struct EmbedderOptions {
     pub output_mode: OutputMode,
     /// The KV cache layout (unified by default; per-sequence for measurements).
     pub kv_cache: KvCache,
-    /// Whether an F16 model runs on BF16 kernels (on CPUs that have them, by default).
+    /// Give every text the same vector, bit for bit, whatever it is batched with (default
+    /// true). On the CPU, flash attention's kernels otherwise round differently for a text
+    /// alone and beside a long text (cosine 0.9999, enough to break caches keyed by text and
+    /// exact deduplication); a BF16 V cache keeps them on one kernel (Q8_0 fixture: worst
+    /// cosine to the reference 0.99937 -> 0.99913; see docs/BENCHMARKS.md). Not applied to
+    /// F32 weights (their accuracy bar needs the F16 V cache) nor on GPUs.
+    pub batch_invariant: bool,
+    /// Whether an F16 model runs on BF16 kernels from a copy of its file (never, by default:
+    /// the copy is as large as the model).
     pub bf16_weights: Bf16Weights,
     /// Where BF16 copies of F16 models are kept; `None`: the default cache folder.
     pub bf16_dir: Option<PathBuf>,
@@ -100,6 +111,7 @@ impl Default for EmbedderOptions {
             flash_attention: FlashAttention::Auto,
             output_mode: OutputMode::LastToken,
             kv_cache: KvCache::Unified,
+            batch_invariant: true,
             bf16_weights: Bf16Weights::Auto,
             bf16_dir: None,
             sort_by_length: true,
@@ -121,6 +133,7 @@ impl fmt::Debug for EmbedderOptions {
             .field("flash_attention", &self.flash_attention)
             .field("output_mode", &self.output_mode)
             .field("kv_cache", &self.kv_cache)
+            .field("batch_invariant", &self.batch_invariant)
             .field("bf16_weights", &self.bf16_weights)
             .field("bf16_dir", &self.bf16_dir)
             .field("sort_by_length", &self.sort_by_length)
@@ -177,6 +190,12 @@ impl EmbedderOptions {
     /// Chooses the KV cache layout.
     pub fn with_kv_cache(mut self, kv_cache: KvCache) -> Self {
         self.kv_cache = kv_cache;
+        self
+    }
+
+    /// Turns batch-invariant vectors on (the default) or off.
+    pub fn with_batch_invariant(mut self, invariant: bool) -> Self {
+        self.batch_invariant = invariant;
         self
     }
 

@@ -21,7 +21,7 @@ pub(crate) struct Job {
     /// Sequences, each ending with the end-of-text token.
     pub seqs: Vec<Vec<i32>>,
     /// Receives `n_embd` floats per sequence, in input order, or the error that stopped it.
-    pub reply: Sender<Result<Vec<f32>>>,
+    pub reply: oneshot::Sender<Result<Vec<f32>>>,
     /// Set by the requester when it no longer wants the result.
     pub cancelled: Arc<AtomicBool>,
 }
@@ -44,6 +44,8 @@ pub(crate) struct WorkerConfig {
     pub max_context: usize,
     /// Decode each job's longest sequences first.
     pub sort_by_length: bool,
+    /// The token of the warm-up decode (the end-of-text token).
+    pub warm_up_token: i32,
 }
 
 /// A job being worked on.
@@ -94,7 +96,18 @@ pub(crate) fn run(
     jobs: Receiver<Job>,
     ready: Sender<Result<()>>,
 ) {
-    let mut context = match Context::new(&model, config.base) {
+    // One decode of a single token before taking requests: it proves the context works, and
+    // its graph shows where this model's token embeddings lie, so their pages are released
+    // from the start (see `Model::found_token_embd_at`).
+    let warm_up = |context: &mut Context| -> Result<()> {
+        context.decode(&[&[config.warm_up_token]])?;
+        model.release_sparse_pages();
+        Ok(())
+    };
+    let mut context = match Context::new(&model, config.base).and_then(|mut c| {
+        warm_up(&mut c)?;
+        Ok(c)
+    }) {
         Ok(context) => {
             let _ = ready.send(Ok(()));
             Some(context)
@@ -116,13 +129,7 @@ pub(crate) fn run(
         while let Ok(job) = jobs.try_recv() {
             queue.push_back(Active::new(job, n_embd, config.sort_by_length));
         }
-        queue.retain(|a| {
-            let keep = !a.cancelled();
-            if !keep {
-                shared.queued.fetch_sub(a.job.seqs.len(), Ordering::Relaxed);
-            }
-            keep
-        });
+        drop_cancelled(&mut queue, &shared.queued);
         let Some(slots) = plan(&queue, config) else {
             continue;
         };
@@ -230,14 +237,28 @@ fn scatter(queue: &mut VecDeque<Active>, slots: &[Slot], rows: &[f32], n_embd: u
 
 /// Fails every job that had a sequence in a failed decode.
 fn fail(queue: &mut VecDeque<Active>, slots: &[Slot], error: Error, queued: &AtomicUsize) {
-    let message = error.to_string();
     let mut failed: Vec<usize> = slots.iter().map(|s| s.job).collect();
     failed.sort_unstable();
     failed.dedup();
     for &job in failed.iter().rev() {
         if let Some(active) = queue.remove(job) {
             queued.fetch_sub(active.job.seqs.len(), Ordering::Relaxed);
-            let _ = active.job.reply.send(Err(Error::Compute(message.clone())));
+            let _ = active.job.reply.send(Err(error.for_another_request()));
+        }
+    }
+}
+
+/// Removes cancelled jobs: their sequences not yet decoded never run. A waiter still there
+/// (cancelled through a `Canceller`) is told.
+fn drop_cancelled(queue: &mut VecDeque<Active>, queued: &AtomicUsize) {
+    let mut i = 0;
+    while i < queue.len() {
+        if queue[i].cancelled() {
+            let active = queue.remove(i).expect("index in range");
+            queued.fetch_sub(active.job.seqs.len(), Ordering::Relaxed);
+            let _ = active.job.reply.send(Err(Error::Cancelled));
+        } else {
+            i += 1;
         }
     }
 }

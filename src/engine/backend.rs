@@ -10,16 +10,41 @@ use llama_cpp_sys_2 as sys;
 /// initialised llama.cpp itself before us (llama-cpp-2 allows one initialisation per process).
 static BACKEND: OnceLock<Option<LlamaBackend>> = OnceLock::new();
 
-/// Initialises llama.cpp once per process and routes its log into `tracing`.
+/// Initialises llama.cpp once per process and routes its log into `tracing`, unless the host
+/// application already gave llama.cpp a log callback of its own: that one stays.
 pub(crate) fn ensure_initialized() {
     BACKEND.get_or_init(|| {
-        // SAFETY: the callback is a plain function that never unwinds; the null user data is
-        // never dereferenced.
-        unsafe { sys::llama_log_set(Some(log_to_tracing), std::ptr::null_mut()) };
+        if !host_set_log_callback() {
+            // SAFETY: the callback is a plain function that never unwinds; the null user data
+            // is never dereferenced.
+            unsafe { sys::llama_log_set(Some(log_to_tracing), std::ptr::null_mut()) };
+        }
         #[cfg(feature = "portable")]
         load_backend_modules();
         LlamaBackend::init().ok()
     });
+}
+
+/// Whether llama.cpp's log goes to a callback other than ggml's default (the host set one).
+///
+/// ggml does not export its default callback's address, so it is read from ggml itself: reset
+/// to the default, read it, then restore what was there. This runs once, before our first
+/// model loads; a line logged by another thread in between would go to ggml's default
+/// (stderr) instead of the host's callback.
+fn host_set_log_callback() -> bool {
+    let mut current: sys::ggml_log_callback = None;
+    let mut user_data = std::ptr::null_mut();
+    let mut default: sys::ggml_log_callback = None;
+    let mut default_data = std::ptr::null_mut();
+    // SAFETY: the getters write two plain values; the setter takes a function pointer (or
+    // null for the default) and an opaque pointer that ggml only hands back to that function.
+    unsafe {
+        sys::ggml_log_get(&mut current, &mut user_data);
+        sys::ggml_log_set(None, std::ptr::null_mut());
+        sys::ggml_log_get(&mut default, &mut default_data);
+        sys::ggml_log_set(current, user_data);
+    }
+    current.map(|f| f as usize) != default.map(|f| f as usize)
 }
 
 /// Portable builds: loads ggml's backend modules (the CPU variants and any GPU backend) from

@@ -60,16 +60,38 @@ pub(crate) struct ContextParams {
     pub flash_attention: FlashAttention,
     pub mode: OutputMode,
     pub kv_cache: KvCache,
+    /// Keep the V cache in BF16, which makes every sequence's vector independent of its
+    /// batch-mates under flash attention on the CPU (see `Context::new`).
+    pub batch_invariant: bool,
 }
 
 /// Where the graph callback copies `result_norm`. Boxed so its address stays fixed.
 struct Capture {
     n_embd: usize,
+    /// Whether to capture `result_norm` (the fast path) or let llama.cpp pool.
+    capture_norm: bool,
     rows: Vec<f32>,
     error: Option<String>,
+    /// Set before a decode when the model still needs to know where its token embeddings lie.
+    want_token_embd: bool,
+    /// The data address of `token_embd.weight`, as the graph of the last decode showed it.
+    token_embd: Option<usize>,
 }
 
 const RESULT_NORM: &[u8] = b"result_norm";
+const TOKEN_EMBD: &[u8] = b"token_embd.weight";
+
+/// The data address of `token_embd.weight` if it is one of the node's sources.
+///
+/// # Safety
+/// `node` must be a valid graph node whose sources are valid tensors or null.
+unsafe fn token_embd_source(node: &sys::ggml_tensor) -> Option<usize> {
+    node.src.iter().filter(|s| !s.is_null()).find_map(|&src| {
+        // SAFETY: non-null sources of a graph node are valid tensors with NUL-terminated names.
+        let (src, name) = unsafe { (&*src, CStr::from_ptr(sys::ggml_get_name(src))) };
+        (name.to_bytes() == TOKEN_EMBD && !src.data.is_null()).then_some(src.data as usize)
+    })
+}
 
 /// ggml's scheduler calls this for every graph node: first to ask whether we want the node's
 /// data (`ask`), then, once the node is computed, to hand it over. We want `result_norm`, the
@@ -83,8 +105,14 @@ unsafe extern "C" fn capture_result_norm(
     // SAFETY: ggml passes a valid tensor; `user` is the context's boxed Capture, which is only
     // touched by the thread running the decode.
     let (tensor, capture) = unsafe { (&*t, &mut *(user as *mut Capture)) };
-    let is_target = unsafe { CStr::from_ptr(sys::ggml_get_name(t)) }.to_bytes() == RESULT_NORM;
+    let is_target = capture.capture_norm
+        && unsafe { CStr::from_ptr(sys::ggml_get_name(t)) }.to_bytes() == RESULT_NORM;
     if ask {
+        // The weights' addresses are known before the node runs: reading one costs no split.
+        if capture.want_token_embd && capture.token_embd.is_none() {
+            // SAFETY: ggml passes a valid node.
+            capture.token_embd = unsafe { token_embd_source(tensor) };
+        }
         return is_target;
     }
     if !is_target {
@@ -130,8 +158,11 @@ impl<'m> Context<'m> {
     pub fn new(model: &'m Model, params: ContextParams) -> Result<Self> {
         let capture = NonNull::from(Box::leak(Box::new(Capture {
             n_embd: model.n_embd(),
+            capture_norm: params.mode == OutputMode::LastToken,
             rows: Vec::new(),
             error: None,
+            want_token_embd: false,
+            token_embd: None,
         })));
         // SAFETY: default params are plain data.
         let mut cp = unsafe { sys::llama_context_default_params() };
@@ -148,6 +179,18 @@ impl<'m> Context<'m> {
             // Each sequence's stream gets n_ctx / n_seq_max cells: room for a whole decode.
             cp.n_ctx = params.n_ctx.saturating_mul(params.n_seq_max);
         }
+        if params.batch_invariant {
+            // ggml's CPU flash attention has two kernels: a tiled one for micro-batches of 64
+            // query rows or more whose K and V caches share an F16/F32 type, and a row-by-row
+            // one otherwise. A short text alone took the second, beside a long text the first,
+            // and their roundings differ. K in F16 with V in BF16 always takes the row kernel,
+            // which computes each query row from its own sequence's cells only, in cell order,
+            // accumulating in F32: the same bits whatever shares the decode. (An F32 V cache
+            // would not do: llama.cpp casts it to F16 before flash attention.) K stays F16, so
+            // the attention scores are unchanged; V is rounded to bfloat16.
+            cp.type_k = sys::GGML_TYPE_F16;
+            cp.type_v = sys::GGML_TYPE_BF16;
+        }
         cp.no_perf = true;
         cp.flash_attn_type = match params.flash_attention {
             FlashAttention::Auto => sys::LLAMA_FLASH_ATTN_TYPE_AUTO,
@@ -160,23 +203,25 @@ impl<'m> Context<'m> {
                 // One output (logit row) per sequence: keeps the reserved LM-head buffers at
                 // n_seq_max rows instead of n_ctx rows of 151669 floats.
                 cp.n_outputs_max = params.n_seq_max;
-                cp.cb_eval = Some(capture_result_norm);
-                cp.cb_eval_user_data = capture.as_ptr().cast();
             }
             OutputMode::LlamaEmbeddings => {
                 cp.embeddings = true;
                 cp.pooling_type = sys::LLAMA_POOLING_TYPE_LAST;
             }
         }
+        // In both modes the callback reports where the token embeddings lie (see
+        // `Model::found_token_embd_at`); only the fast path captures `result_norm`.
+        cp.cb_eval = Some(capture_result_norm);
+        cp.cb_eval_user_data = capture.as_ptr().cast();
         // SAFETY: the model outlives the context ('m); the capture box outlives it too.
         let raw = unsafe { sys::llama_init_from_model(model.as_ptr(), cp) };
         let Some(ptr) = NonNull::new(raw) else {
             // SAFETY: the capture was leaked above and nothing else holds it.
             drop(unsafe { Box::from_raw(capture.as_ptr()) });
-            return Err(Error::Compute(format!(
-                "could not create a context for {} tokens (out of memory?)",
-                params.n_ctx
-            )));
+            return Err(Error::ContextAlloc {
+                tokens: params.n_ctx,
+                sequences: params.n_seq_max,
+            });
         };
         // SAFETY: allocates token, position, sequence and output arrays for n_ctx tokens.
         let batch = unsafe { sys::llama_batch_init(params.n_ctx as i32, 0, 1) };
@@ -229,9 +274,11 @@ impl<'m> Context<'m> {
             "decode called with a batch that does not fit the context"
         );
         self.fill_batch(seqs);
+        let want_token_embd = self.model.wants_token_embd_address();
         let capture = self.capture_mut();
         capture.rows.clear();
         capture.error = None;
+        capture.want_token_embd = want_token_embd;
 
         // SAFETY: the context and batch are valid; the KV cache is cleared so every decode
         // starts from empty sequences (metadata only: no need to zero the buffers).
@@ -239,8 +286,11 @@ impl<'m> Context<'m> {
             sys::llama_memory_clear(sys::llama_get_memory(self.ptr.as_ptr()), false);
             sys::llama_decode(self.ptr.as_ptr(), self.batch)
         };
+        if let Some(address) = self.capture_mut().token_embd.take() {
+            self.model.found_token_embd_at(address);
+        }
         if status != 0 {
-            return Err(Error::Compute(format!("llama_decode returned {status}")));
+            return Err(Error::Decode { status });
         }
         match self.params.mode {
             OutputMode::LastToken => self.take_captured(seqs.len()),

@@ -1,9 +1,11 @@
 //! A loaded llama.cpp model: weights (memory-mapped) and vocabulary.
 
 use std::ffi::{CString, c_void};
+use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use llama_cpp_sys_2 as sys;
@@ -24,8 +26,11 @@ pub(crate) struct LoadParams<'a> {
     /// Load progress, with cancellation.
     pub progress: Option<&'a LoadProgress>,
     /// File ranges of weights read only sparsely (the token embeddings): their pages are
-    /// dropped from resident memory after loading, on the CPU.
-    pub sparse_ranges: Vec<std::ops::Range<u64>>,
+    /// dropped from resident memory after each decode, on the CPU.
+    pub sparse_ranges: Vec<Range<u64>>,
+    /// Where `token_embd.weight` starts in the file: the decode graph shows where that tensor
+    /// lies in memory, which identifies this model's own mapping of the file.
+    pub token_embd_offset: Option<u64>,
 }
 
 /// A model loaded by llama.cpp.
@@ -33,8 +38,15 @@ pub(crate) struct Model {
     ptr: NonNull<sys::llama_model>,
     vocab: NonNull<sys::llama_vocab>,
     n_embd: usize,
-    /// Where the sparsely read weights are mapped (CPU only; empty otherwise).
-    sparse: pages::SparsePages,
+    /// The file llama.cpp mapped.
+    path: PathBuf,
+    /// The file ranges of the sparsely read weights, and where the token embeddings start.
+    sparse_ranges: Vec<Range<u64>>,
+    token_embd_offset: Option<u64>,
+    /// Whether the weights stay on the CPU (only then are they read from the file mapping).
+    on_cpu: bool,
+    /// Where this model's sparsely read weights are mapped, once the first decode showed it.
+    sparse: OnceLock<pages::SparsePages>,
 }
 
 // SAFETY: a llama_model is immutable once loaded; llama.cpp shares one model between contexts
@@ -102,26 +114,41 @@ impl Model {
         // SAFETY: `ptr` is a valid model; the vocabulary lives as long as the model.
         let vocab = unsafe { sys::llama_model_get_vocab(ptr.as_ptr()) };
         let n_embd = unsafe { sys::llama_model_n_embd(ptr.as_ptr()) };
-        let sparse = if params.gpu_layers == 0 {
-            pages::SparsePages::find(path, &params.sparse_ranges)
-        } else {
-            pages::SparsePages::default()
-        };
-        let model = Self {
+        Ok(Self {
             ptr,
             vocab: NonNull::new(vocab.cast_mut()).ok_or_else(|| load_error("no vocabulary"))?,
             n_embd: usize::try_from(n_embd).map_err(|_| load_error("negative n_embd"))?,
-            sparse,
-        };
-        let released = model.release_sparse_pages();
-        tracing::debug!("released {} MB of sparsely read weights", released >> 20);
-        Ok(model)
+            path: path.to_path_buf(),
+            sparse_ranges: params.sparse_ranges.clone(),
+            token_embd_offset: params.token_embd_offset,
+            on_cpu: params.gpu_layers == 0,
+            sparse: OnceLock::new(),
+        })
     }
 
-    /// Drops the resident pages of the weights read only row by row (the token embeddings):
-    /// after loading, and after each decode. Returns the bytes covered.
+    /// Whether the next decode should report where `token_embd.weight` lies in memory.
+    pub fn wants_token_embd_address(&self) -> bool {
+        self.on_cpu && self.token_embd_offset.is_some() && self.sparse.get().is_none()
+    }
+
+    /// Told where this model's `token_embd.weight` lies in memory (seen in a decode graph):
+    /// finds this model's own mapping of the file from it, once.
+    pub fn found_token_embd_at(&self, address: usize) {
+        let Some(file_offset) = self.token_embd_offset.filter(|_| self.on_cpu) else {
+            return;
+        };
+        let anchor = pages::Anchor {
+            address,
+            file_offset,
+        };
+        self.sparse
+            .get_or_init(|| pages::SparsePages::find(&self.path, anchor, &self.sparse_ranges));
+    }
+
+    /// Drops the resident pages of the weights read only row by row (the token embeddings),
+    /// after each decode. Returns the bytes covered (0 until a decode located them).
     pub fn release_sparse_pages(&self) -> u64 {
-        self.sparse.release()
+        self.sparse.get().map_or(0, pages::SparsePages::release)
     }
 
     /// The raw model, for creating contexts.

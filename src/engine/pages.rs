@@ -14,28 +14,63 @@ use std::path::Path;
 /// loading. Releasing them is a cheap system call, repeated after every decode: each row read
 /// faults in its neighbourhood too (the kernel maps up to 64 KiB around a fault from the page
 /// cache), so without it the matrix creeps back into memory a few pages per token.
+///
+/// Only the mapping that holds *this* model's weights is ever touched: it is found from the
+/// address of one of the model's own tensors (the `anchor`, read from llama.cpp's graph), not
+/// by the file's name. Another model of the same file, loaded or already freed by the same
+/// process, has its own mapping, which this never sees; and an address that is not a mapping of
+/// the model file at the tensor's own file offset (a copy in anonymous memory, a GPU buffer)
+/// yields no range at all, since dropping the pages of anonymous memory would zero it.
 #[derive(Debug, Default)]
 pub(crate) struct SparsePages {
     ranges: Vec<Range<usize>>,
 }
 
+/// Where one of the model's own tensors lies, in memory and in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Anchor {
+    /// The tensor's data address in this process.
+    pub address: usize,
+    /// The tensor's byte offset in the model file.
+    pub file_offset: u64,
+}
+
 impl SparsePages {
-    /// Finds where the byte `ranges` of the file `model` are mapped in this process.
+    /// Finds where the byte `ranges` of the file `model` are mapped by the one mapping that
+    /// holds `anchor`, if that mapping is the model file mapped at the anchor's file offset.
+    ///
+    /// The caller keeps the model (and so the mapping) alive for as long as it keeps the
+    /// result.
     #[cfg(target_os = "linux")]
-    pub fn find(model: &Path, ranges: &[Range<u64>]) -> Self {
+    pub fn find(model: &Path, anchor: Anchor, ranges: &[Range<u64>]) -> Self {
         let (Ok(model), Ok(maps)) = (
             std::fs::canonicalize(model),
             std::fs::read_to_string("/proc/self/maps"),
         ) else {
             return Self::default();
         };
-        // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
-        let ranges = maps
+        let address = anchor.address as u64;
+        let Some(mapping) = maps
             .lines()
             .filter_map(parse_mapping)
-            .filter(|mapping| Path::new(mapping.path) == model)
-            .flat_map(|mapping| ranges.iter().filter_map(move |r| mapping.addresses_of(r)))
+            .find(|m| (m.start..m.end).contains(&address))
+        else {
+            return Self::default();
+        };
+        let maps_the_anchor = Path::new(mapping.path) == model
+            && mapping.file_offset + (address - mapping.start) == anchor.file_offset;
+        if !maps_the_anchor {
+            tracing::debug!(
+                "the token embeddings are not read from the model's file mapping; their pages \
+                 stay resident"
+            );
+            return Self::default();
+        }
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
+        let ranges = ranges
+            .iter()
+            .filter_map(|r| mapping.addresses_of(r))
             .map(|a| a.start.next_multiple_of(page) as usize..(a.end / page * page) as usize)
             .filter(|a| a.start < a.end)
             .collect();
@@ -44,8 +79,14 @@ impl SparsePages {
 
     /// Elsewhere the pages stay; memory use is what the OS makes of the mapping.
     #[cfg(not(target_os = "linux"))]
-    pub fn find(_model: &Path, _ranges: &[Range<u64>]) -> Self {
+    pub fn find(_model: &Path, _anchor: Anchor, _ranges: &[Range<u64>]) -> Self {
         Self::default()
+    }
+
+    /// The address ranges found.
+    #[cfg(test)]
+    fn ranges(&self) -> &[Range<usize>] {
+        &self.ranges
     }
 
     /// Drops the ranges' resident pages; returns the bytes covered.
@@ -55,8 +96,10 @@ impl SparsePages {
         let mut released = 0;
         #[cfg(target_os = "linux")]
         for range in &self.ranges {
-            // SAFETY: the range lies inside a live read-only file mapping of the model;
-            // dropping its pages only makes later reads fault them back in from the file.
+            // SAFETY: `find` checked that the range lies inside the read-only file mapping that
+            // holds this model's own tensors, and the model (owner of both this value and the
+            // mapping) is alive; dropping its pages only makes later reads fault them back in
+            // from the file.
             let rc = unsafe {
                 libc::madvise(
                     range.start as *mut libc::c_void,
@@ -129,23 +172,87 @@ mod tests {
     }
 
     #[cfg(target_os = "linux")]
-    #[test]
-    fn releases_resident_pages_of_a_mapped_file() {
+    fn mapped_file(dir: &Path) -> (std::path::PathBuf, memmap2::Mmap) {
         use std::io::Write;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("weights.bin");
+        let path = dir.join("weights.bin");
         let mut f = std::fs::File::create(&path).unwrap();
         f.write_all(&vec![7u8; 1 << 20]).unwrap();
         drop(f);
         let file = std::fs::File::open(&path).unwrap();
         // SAFETY: the test owns the file and does not change it while mapped.
         let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.unwrap();
+        (path, map)
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn releases_resident_pages_of_a_mapped_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, map) = mapped_file(dir.path());
         let range = 4096..(1u64 << 19);
-        let pages = SparsePages::find(&path, std::slice::from_ref(&range));
+        let anchor = Anchor {
+            address: map.as_ptr() as usize + 8192,
+            file_offset: 8192,
+        };
+        let pages = SparsePages::find(&path, anchor, std::slice::from_ref(&range));
         let released = pages.release();
         assert!(released >= (1 << 19) - 2 * 4096, "released {released}");
         // The data is still readable afterwards, and can be released again.
         assert!(map.iter().all(|&b| b == 7));
         assert_eq!(pages.release(), released);
+    }
+
+    /// Two mappings of one file: only the one holding the anchor is ever released.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn only_the_anchored_mapping_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, mine) = mapped_file(dir.path());
+        let file = std::fs::File::open(&path).unwrap();
+        // SAFETY: as above.
+        let other = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.unwrap();
+        let range = 0..(1u64 << 20);
+        let anchor = Anchor {
+            address: mine.as_ptr() as usize,
+            file_offset: 0,
+        };
+        let pages = SparsePages::find(&path, anchor, std::slice::from_ref(&range));
+        let mine_addrs = mine.as_ptr() as usize..mine.as_ptr() as usize + mine.len();
+        let other_addrs = other.as_ptr() as usize..other.as_ptr() as usize + other.len();
+        assert!(!pages.ranges().is_empty());
+        for r in pages.ranges() {
+            assert!(
+                mine_addrs.contains(&r.start) && r.end <= mine_addrs.end,
+                "{r:x?}"
+            );
+            assert!(
+                r.end <= other_addrs.start || r.start >= other_addrs.end,
+                "{r:x?}"
+            );
+        }
+    }
+
+    /// An anchor whose address is not the file mapped at its offset (anonymous memory, or the
+    /// file at another offset) yields nothing: releasing anonymous pages would zero them.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_anchor_outside_the_file_mapping_finds_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, map) = mapped_file(dir.path());
+        let heap = vec![1u8; 1 << 20];
+        let range = 0..(1u64 << 20);
+        let on_heap = Anchor {
+            address: heap.as_ptr() as usize,
+            file_offset: 0,
+        };
+        let wrong_offset = Anchor {
+            address: map.as_ptr() as usize,
+            file_offset: 4096,
+        };
+        for anchor in [on_heap, wrong_offset] {
+            let pages = SparsePages::find(&path, anchor, std::slice::from_ref(&range));
+            assert_eq!(pages.release(), 0, "{anchor:?}");
+        }
+        assert!(heap.iter().all(|&b| b == 1));
     }
 }

@@ -24,7 +24,7 @@ pub fn fetch(
     cache: &RepoCache,
     file: &HubFile,
     meta: &FileMetadata,
-    progress: &dyn Fn(&DownloadEvent),
+    progress: &dyn Fn(&DownloadEvent) -> bool,
 ) -> Result<std::path::PathBuf, HubError> {
     let expected = expected_sha256(file, meta)?;
     let blob = cache.blob_path(&meta.etag);
@@ -67,7 +67,11 @@ fn usable_blob(blob: &Path, size: u64) -> bool {
 }
 
 /// Takes the download lock, waiting (and saying so) while another process holds it.
-fn lock(path: &Path, file: &HubFile, progress: &dyn Fn(&DownloadEvent)) -> Result<File, HubError> {
+fn lock(
+    path: &Path,
+    file: &HubFile,
+    progress: &dyn Fn(&DownloadEvent) -> bool,
+) -> Result<File, HubError> {
     let dir = path.parent().expect("lock files have a parent");
     fs::create_dir_all(dir).map_err(|e| HubError::cache_io(dir, e))?;
     let handle = OpenOptions::new()
@@ -79,9 +83,12 @@ fn lock(path: &Path, file: &HubFile, progress: &dyn Fn(&DownloadEvent)) -> Resul
     match handle.try_lock() {
         Ok(()) => {}
         Err(fs::TryLockError::WouldBlock) => {
-            progress(&DownloadEvent::Waiting {
+            let go_on = progress(&DownloadEvent::Waiting {
                 file: file.to_string(),
             });
+            if !go_on {
+                return Err(cancelled(file, 0));
+            }
             handle.lock().map_err(|e| HubError::cache_io(path, e))?;
         }
         Err(fs::TryLockError::Error(e)) => return Err(HubError::cache_io(path, e)),
@@ -95,7 +102,7 @@ fn download(
     file: &HubFile,
     meta: &FileMetadata,
     expected: Option<String>,
-    progress: &dyn Fn(&DownloadEvent),
+    progress: &dyn Fn(&DownloadEvent) -> bool,
 ) -> Result<(), HubError> {
     let partial_path = cache.incomplete_path(&meta.etag);
     let dir = partial_path.parent().expect("blobs have a parent");
@@ -112,11 +119,14 @@ fn download(
     let mut done = resume_point(&mut partial, &mut hasher, meta.size)
         .map_err(|e| HubError::cache_io(&partial_path, e))?;
     check_space(dir, meta.size - done)?;
-    progress(&DownloadEvent::Started {
+    let go_on = progress(&DownloadEvent::Started {
         file: file.to_string(),
         total: meta.size,
         resumed_from: done,
     });
+    if !go_on {
+        return Err(cancelled(file, done));
+    }
 
     let mut attempt = 0;
     while done < meta.size {
@@ -201,7 +211,7 @@ fn receive(
     partial: &mut File,
     hasher: &mut Sha256,
     done: &mut u64,
-    progress: &dyn Fn(&DownloadEvent),
+    progress: &dyn Fn(&DownloadEvent) -> bool,
 ) -> Result<(), Failure> {
     let (ranged, mut body) = client.get_from(file, *done).map_err(|e| match e {
         HubError::Network(_) => Failure::Network(e),
@@ -236,10 +246,14 @@ fn receive(
         partial.write_all(&buf[..n]).map_err(Failure::Disk)?;
         hasher.update(&buf[..n]);
         *done += n as u64;
-        progress(&DownloadEvent::Progress {
+        let go_on = progress(&DownloadEvent::Progress {
             downloaded: *done,
             total: size,
         });
+        if !go_on {
+            // What arrived stays in the partial file: the next download resumes from it.
+            return Err(Failure::Fatal(cancelled(file, *done)));
+        }
     }
     if *done < size {
         return Err(Failure::Network(HubError::Network(format!(
@@ -247,6 +261,14 @@ fn receive(
         ))));
     }
     Ok(())
+}
+
+/// The caller's progress callback asked to stop.
+fn cancelled(file: &HubFile, downloaded: u64) -> HubError {
+    HubError::Cancelled {
+        file: file.to_string(),
+        downloaded,
+    }
 }
 
 /// Fails early when the disk cannot hold what is left to download.

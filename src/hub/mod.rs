@@ -47,6 +47,15 @@ use http::Client;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HubError {
+    /// The progress callback asked to stop; the bytes received stay in the cache and the
+    /// next download resumes from them.
+    #[error("the download of {file} was cancelled after {downloaded} bytes")]
+    Cancelled {
+        /// The file.
+        file: String,
+        /// Bytes kept for resuming.
+        downloaded: u64,
+    },
     /// The spec is malformed or names nothing.
     #[error("{0}")]
     InvalidSpec(String),
@@ -194,6 +203,10 @@ pub enum DownloadEvent {
 /// A progress callback; it must be cheap (it runs for every chunk received).
 pub type Progress = dyn Fn(&DownloadEvent) + Send + Sync;
 
+/// A progress callback that can stop the download: returning `false` cancels it with
+/// [`HubError::Cancelled`] (what arrived stays for the next download to resume from).
+pub type CancellableProgress = dyn Fn(&DownloadEvent) -> bool + Send + Sync;
+
 /// A GGUF file found in the cache.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
@@ -234,7 +247,7 @@ pub struct Verification {
 #[derive(Clone)]
 pub struct Hub {
     config: HubConfig,
-    progress: Option<Arc<Progress>>,
+    progress: Option<Arc<CancellableProgress>>,
 }
 
 impl fmt::Debug for Hub {
@@ -259,6 +272,20 @@ impl Hub {
         mut self,
         callback: impl Fn(&DownloadEvent) + Send + Sync + 'static,
     ) -> Self {
+        self.progress = Some(Arc::new(move |event: &DownloadEvent| {
+            callback(event);
+            true
+        }));
+        self
+    }
+
+    /// Reports download progress to `callback`, which returns `false` to cancel the download
+    /// (with [`HubError::Cancelled`]; the bytes received are kept, and the next download
+    /// resumes from them).
+    pub fn with_cancellable_progress(
+        mut self,
+        callback: impl Fn(&DownloadEvent) -> bool + Send + Sync + 'static,
+    ) -> Self {
         self.progress = Some(Arc::new(callback));
         self
     }
@@ -268,10 +295,11 @@ impl Hub {
         &self.config
     }
 
-    fn report(&self, event: &DownloadEvent) {
-        if let Some(progress) = &self.progress {
-            progress(event);
-        }
+    /// Tells the callback; returns whether to go on.
+    fn report(&self, event: &DownloadEvent) -> bool {
+        self.progress
+            .as_ref()
+            .is_none_or(|progress| progress(event))
     }
 
     fn client(&self) -> Client {

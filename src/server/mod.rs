@@ -20,6 +20,7 @@
 //! # Ok(()) }
 //! ```
 
+mod admission;
 mod error;
 mod metrics;
 mod routes;
@@ -28,6 +29,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+pub use admission::{Admission, Permit};
 pub use error::{Api, ApiError};
 pub use metrics::Metrics;
 pub use routes::router;
@@ -46,8 +48,9 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// The most inputs in one request.
     pub max_inputs: usize,
-    /// The most inputs waiting or running across all requests (also give it to the
-    /// embedder with [`EmbedderOptions::with_max_queued`]).
+    /// The most inputs admitted at once across all requests (waiting, tokenizing or
+    /// running); a request that would pass it gets 503 with `Retry-After` before it takes a
+    /// thread. The embedder may have its own bound ([`EmbedderOptions::with_max_queued`]).
     pub max_queued: usize,
     /// The model name reported by the APIs.
     pub model_name: String,
@@ -76,6 +79,26 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The name reported as `model`.
     pub model_name: String,
+    /// The queue bound, applied before any work (see [`Admission`]).
+    pub admission: Arc<Admission>,
+    /// Bounds the large requests tokenized at once on blocking threads (one per core).
+    pub tokenizers: tokio::sync::Semaphore,
+}
+
+impl AppState {
+    /// The state for serving `embedder` with `config`.
+    pub fn new(embedder: Embedder, metrics: Arc<Metrics>, config: ServerConfig) -> Self {
+        Self {
+            model_name: config.model_name.clone(),
+            admission: Admission::new(config.max_queued),
+            tokenizers: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ),
+            embedder,
+            config,
+            metrics,
+        }
+    }
 }
 
 /// Adds a metrics observer to embedder options; pass the returned metrics to [`serve`].
@@ -106,12 +129,7 @@ pub async fn serve_on(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let state = Arc::new(AppState {
-        model_name: config.model_name.clone(),
-        embedder,
-        config,
-        metrics,
-    });
+    let state = Arc::new(AppState::new(embedder, metrics, config));
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await

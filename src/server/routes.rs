@@ -10,8 +10,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router, routing};
 use base64::Engine as _;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::AppState;
@@ -240,7 +240,16 @@ fn texts_or_tokens(
     Ok(inputs)
 }
 
-/// Embeds on a blocking thread (tokenization runs there too) and records metrics.
+/// Texts up to this many bytes in all are tokenized on the async thread (microseconds);
+/// larger requests are tokenized on a blocking thread so they do not stall other connections.
+const INLINE_TOKENIZE_BYTES: usize = 16 << 10;
+
+/// Admits, tokenizes, queues and awaits a request's inputs, and records metrics.
+///
+/// The queue bound is checked first, from the input count alone: a request over it gets 503
+/// before it takes a thread or tokenizes anything. Waiting for the engine holds no thread (the
+/// pending embeddings are a future), and if the client hangs up, hyper drops this future, which
+/// drops the pending embeddings and so cancels their sequences still queued.
 async fn embed(
     state: &Arc<AppState>,
     inputs: Inputs,
@@ -254,13 +263,37 @@ async fn embed(
         ))
         .param("input"));
     }
+    let _permit = state.admission.admit(n).map_err(|e| {
+        state.metrics.rejected.inc();
+        ApiError::from(e)
+    })?;
+    let inline = match &inputs {
+        Inputs::Texts(texts) => {
+            texts.iter().map(String::len).sum::<usize>() <= INLINE_TOKENIZE_BYTES
+        }
+        Inputs::Tokens(_) => true,
+    };
     let embedder = state.embedder.clone();
-    let result = tokio::task::spawn_blocking(move || match inputs {
-        Inputs::Texts(texts) => embedder.embed(&texts, &options),
-        Inputs::Tokens(tokens) => embedder.embed_tokens(&tokens, &options),
-    })
-    .await
-    .map_err(|_| ApiError::from(Error::EngineStopped))?;
+    let submit = move || match inputs {
+        Inputs::Texts(texts) => embedder.submit(&texts, &options),
+        Inputs::Tokens(tokens) => embedder.submit_tokens(&tokens, &options),
+    };
+    let pending = if inline {
+        submit()
+    } else {
+        let _slot = state
+            .tokenizers
+            .acquire()
+            .await
+            .map_err(|_| ApiError::from(Error::EngineStopped))?;
+        tokio::task::spawn_blocking(submit)
+            .await
+            .map_err(|_| ApiError::from(Error::EngineStopped))?
+    };
+    let result = match pending {
+        Ok(pending) => pending.await,
+        Err(e) => Err(e),
+    };
     match result {
         Ok(embeddings) => {
             state.metrics.inputs.inc_by(n as u64);
@@ -376,26 +409,73 @@ async fn openai_embed(state: Arc<AppState>, req: OpenAiRequest) -> Result<Respon
     );
     let embeddings = embed(&state, inputs, options).await?;
     let tokens: usize = embeddings.iter().map(|e| e.tokens).sum();
-    let data: Vec<Value> = embeddings
+    let data = embeddings
         .into_iter()
         .enumerate()
-        .map(|(index, e)| {
-            let embedding = if base64 {
+        .map(|(index, e)| OpenAiEmbedding {
+            object: "embedding",
+            index,
+            embedding: if base64 {
                 let bytes: Vec<u8> = e.vector.iter().flat_map(|x| x.to_le_bytes()).collect();
-                Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+                Vector::Base64(base64::engine::general_purpose::STANDARD.encode(bytes))
             } else {
-                json!(e.vector)
-            };
-            json!({"object": "embedding", "index": index, "embedding": embedding})
+                Vector::Floats(e.vector)
+            },
         })
         .collect();
-    Ok(Json(json!({
-        "object": "list",
-        "data": data,
-        "model": req.model.unwrap_or_else(|| state.model_name.clone()),
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    }))
+    Ok(Json(OpenAiResponse {
+        object: "list",
+        data,
+        model: req.model.unwrap_or_else(|| state.model_name.clone()),
+        usage: Usage {
+            prompt_tokens: tokens,
+            total_tokens: tokens,
+        },
+    })
     .into_response())
+}
+
+// Responses are serialised straight from these structs: no intermediate `Value` tree, so a
+// large response costs its vectors and the output bytes, nothing more.
+
+/// OpenAI's embeddings response.
+#[derive(Serialize)]
+struct OpenAiResponse {
+    object: &'static str,
+    data: Vec<OpenAiEmbedding>,
+    model: String,
+    usage: Usage,
+}
+
+#[derive(Serialize)]
+struct OpenAiEmbedding {
+    object: &'static str,
+    index: usize,
+    embedding: Vector,
+}
+
+/// A vector as floats, or as base64 of its little-endian f32 bytes.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Vector {
+    Floats(Vec<f32>),
+    Base64(String),
+}
+
+#[derive(Serialize)]
+struct Usage {
+    prompt_tokens: usize,
+    total_tokens: usize,
+}
+
+/// Ollama's `/api/embed` response.
+#[derive(Serialize)]
+struct OllamaResponse {
+    model: String,
+    embeddings: Vec<Vec<f32>>,
+    total_duration: u64,
+    load_duration: u64,
+    prompt_eval_count: usize,
 }
 
 async fn ollama(
@@ -417,14 +497,13 @@ async fn ollama_embed(state: Arc<AppState>, req: OllamaRequest) -> Result<Respon
     );
     let embeddings = embed(&state, inputs, options).await?;
     let tokens: usize = embeddings.iter().map(|e| e.tokens).sum();
-    let vectors: Vec<&Vec<f32>> = embeddings.iter().map(|e| &e.vector).collect();
-    Ok(Json(json!({
-        "model": req.model.unwrap_or_else(|| state.model_name.clone()),
-        "embeddings": vectors,
-        "total_duration": started.elapsed().as_nanos() as u64,
-        "load_duration": 0,
-        "prompt_eval_count": tokens,
-    }))
+    Ok(Json(OllamaResponse {
+        model: req.model.unwrap_or_else(|| state.model_name.clone()),
+        embeddings: embeddings.into_iter().map(|e| e.vector).collect(),
+        total_duration: started.elapsed().as_nanos() as u64,
+        load_duration: 0,
+        prompt_eval_count: tokens,
+    })
     .into_response())
 }
 
@@ -498,8 +577,13 @@ async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Response {
-    Json(json!({"status": "ok", "model": state.model_name, "queued": state.embedder.queued()}))
-        .into_response()
+    Json(json!({
+        "status": "ok",
+        "model": state.model_name,
+        "queued": state.embedder.queued(),
+        "admitted": state.admission.admitted(),
+    }))
+    .into_response()
 }
 
 async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {

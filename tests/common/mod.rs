@@ -79,6 +79,13 @@ pub fn cases() -> &'static [Case] {
     })
 }
 
+/// The `<|endoftext|>` id the reference used (`eot_id` in models/reference.json).
+pub fn eot_id() -> u32 {
+    let text = std::fs::read_to_string(models_dir().join("reference.json")).unwrap();
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    doc["eot_id"].as_u64().unwrap() as u32
+}
+
 /// One case by name.
 pub fn case(name: &str) -> &'static Case {
     cases().iter().find(|c| c.name == name).unwrap()
@@ -95,7 +102,11 @@ pub fn test_device() -> gguf_embed::Device {
         .unwrap_or(gguf_embed::Device::Cpu)
 }
 
-/// The path of the built CLI.
+/// The path of the built CLI (built with the `cli` feature, a default one; the test targets
+/// that run it require that feature in Cargo.toml).
 pub fn cli() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_gguf-embed"))
+    match option_env!("CARGO_BIN_EXE_gguf-embed") {
+        Some(path) => PathBuf::from(path),
+        None => panic!("the CLI is built only with the `cli` feature (on by default)"),
+    }
 }
