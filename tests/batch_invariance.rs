@@ -37,10 +37,12 @@ fn load(options: EmbedderOptions) -> (Embedder, Arc<Mutex<Vec<DecodeStats>>>) {
     (Embedder::new(common::q8_model(), options).unwrap(), decodes)
 }
 
-/// Each short text alone, then beside the long text (and each other) in one decode.
+/// Each short text alone, then beside the long text (and each other) in one call: in one
+/// decode when `packed`, else (the batch-invariant default) one decode per text.
 fn alone_and_batched(
     embedder: &Embedder,
     decodes: &Mutex<Vec<DecodeStats>>,
+    packed: bool,
 ) -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
     let options = EmbedOptions::documents();
     let alone = SHORT
@@ -58,11 +60,12 @@ fn alone_and_batched(
         out[0].tokens
     );
     let decodes = decodes.lock().unwrap();
-    assert_eq!(
-        decodes.iter().map(|d| d.sequences).collect::<Vec<_>>(),
-        [mixed.len()],
-        "the long and the short texts share one decode"
-    );
+    let per_decode: Vec<usize> = decodes.iter().map(|d| d.sequences).collect();
+    if packed {
+        assert_eq!(per_decode, [mixed.len()], "the texts share one decode");
+    } else {
+        assert_eq!(per_decode, vec![1; mixed.len()], "one decode per text");
+    }
     let batched = out[1..].iter().map(|e| bits(&e.vector)).collect();
     (alone, batched)
 }
@@ -71,7 +74,7 @@ fn alone_and_batched(
 fn a_texts_vector_is_the_same_alone_and_beside_a_long_text() {
     for fa in [FlashAttention::Auto, FlashAttention::On] {
         let (embedder, decodes) = load(EmbedderOptions::default().with_flash_attention(fa));
-        let (alone, batched) = alone_and_batched(&embedder, &decodes);
+        let (alone, batched) = alone_and_batched(&embedder, &decodes, false);
         for (i, (a, b)) in alone.iter().zip(&batched).enumerate() {
             let differing = a.iter().zip(b).filter(|(x, y)| x != y).count();
             assert_eq!(
@@ -98,4 +101,20 @@ fn the_order_and_company_of_a_request_do_not_move_its_vectors() {
     for (x, y) in a.iter().zip(b.iter().rev()) {
         assert_eq!(bits(&x.vector), bits(&y.vector));
     }
+}
+
+/// What the default guards against: packed into one decode with the long text (flash
+/// attention's tiled kernel), the short texts' vectors are not those they get alone. If this
+/// starts failing, packing became batch-invariant and the one-decode-per-text default costs
+/// speed for nothing.
+#[test]
+fn packed_with_a_long_text_the_vectors_move() {
+    let (embedder, decodes) = load(
+        EmbedderOptions::default()
+            .with_flash_attention(FlashAttention::On)
+            .with_batch_invariant(false),
+    );
+    let (alone, batched) = alone_and_batched(&embedder, &decodes, true);
+    let moved = alone.iter().zip(&batched).filter(|(a, b)| a != b).count();
+    assert!(moved > 0, "no short text changed beside the long one");
 }

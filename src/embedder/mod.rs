@@ -596,7 +596,23 @@ fn worker_config(info: &ModelInfo, options: &EmbedderOptions, gpu: bool) -> Resu
     check_max_tokens(options.max_tokens, info)?;
     let (default_tokens, default_sequences) = if gpu { GPU_BATCH } else { CPU_BATCH };
     let batch_tokens = options.batch_tokens.unwrap_or(default_tokens);
-    let batch_sequences = options.batch_sequences.unwrap_or(default_sequences);
+    // Batch invariance on the CPU: one sequence per decode. ggml's CPU flash attention runs a
+    // tiled kernel for micro-batches of 64 query rows or more and a row-by-row one otherwise,
+    // and the tiles follow the cells of the shared KV cache, not each sequence: packed with
+    // others, a text's vector moved (cosine 0.9999). Alone in its decode, a text's arithmetic
+    // depends on the text only (the Q8_0 products, norms and the rest work row by row). This
+    // costs 11% on the benchmark corpus and 24% on short texts (docs/BENCHMARKS.md), where a
+    // BF16 V cache on the row kernel cost 63%. Without flash attention, or when the caller
+    // sets `batch_sequences`, texts are packed as before.
+    let invariant = options.batch_invariant
+        && !gpu
+        && options.flash_attention != FlashAttention::Off
+        && options.batch_sequences.is_none();
+    let batch_sequences = if invariant {
+        1
+    } else {
+        options.batch_sequences.unwrap_or(default_sequences)
+    };
     if batch_tokens == 0 {
         return Err(Error::InvalidOption("batch_tokens must be positive".into()));
     }
@@ -620,14 +636,6 @@ fn worker_config(info: &ModelInfo, options: &EmbedderOptions, gpu: bool) -> Resu
             flash_attention: options.flash_attention,
             mode: options.output_mode,
             kv_cache: options.kv_cache,
-            // Off when flash attention is off (its kernels are batch-invariant already), on
-            // GPUs (not measured there), and for F32 weights: their reference accuracy needs
-            // the F16 V cache (a BF16 one moves them to cosine 0.99998), and the issue measured
-            // their vectors identical either way (not yet tested here).
-            batch_invariant: options.batch_invariant
-                && !gpu
-                && options.flash_attention != FlashAttention::Off
-                && info.file_type.as_deref() != Some("F32"),
         },
         max_context: info.context_length as usize,
         sort_by_length: options.sort_by_length,

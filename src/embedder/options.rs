@@ -78,10 +78,10 @@ pub struct EmbedderOptions {
     pub kv_cache: KvCache,
     /// Give every text the same vector, bit for bit, whatever it is batched with (default
     /// true). On the CPU, flash attention's kernels otherwise round differently for a text
-    /// alone and beside a long text (cosine 0.9999, enough to break caches keyed by text and
-    /// exact deduplication); a BF16 V cache keeps them on one kernel (Q8_0 fixture: worst
-    /// cosine to the reference 0.99937 -> 0.99913; see docs/BENCHMARKS.md). Not applied to
-    /// F32 weights (their accuracy bar needs the F16 V cache) nor on GPUs.
+    /// alone and beside others in one decode (cosine 0.9999, enough to break caches keyed by
+    /// text and exact deduplication), so each text gets a decode of its own (11-24% slower
+    /// than packing on 2 cores; see docs/BENCHMARKS.md). Setting `batch_sequences` packs texts
+    /// again; not applied on GPUs or with flash attention off (batch-invariant already).
     pub batch_invariant: bool,
     /// Whether an F16 model runs on BF16 kernels from a copy of its file (never, by default:
     /// the copy is as large as the model).

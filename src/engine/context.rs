@@ -60,9 +60,6 @@ pub(crate) struct ContextParams {
     pub flash_attention: FlashAttention,
     pub mode: OutputMode,
     pub kv_cache: KvCache,
-    /// Keep the V cache in BF16, which makes every sequence's vector independent of its
-    /// batch-mates under flash attention on the CPU (see `Context::new`).
-    pub batch_invariant: bool,
 }
 
 /// Where the graph callback copies `result_norm`. Boxed so its address stays fixed.
@@ -178,18 +175,6 @@ impl<'m> Context<'m> {
         if params.kv_cache == KvCache::PerSequence {
             // Each sequence's stream gets n_ctx / n_seq_max cells: room for a whole decode.
             cp.n_ctx = params.n_ctx.saturating_mul(params.n_seq_max);
-        }
-        if params.batch_invariant {
-            // ggml's CPU flash attention has two kernels: a tiled one for micro-batches of 64
-            // query rows or more whose K and V caches share an F16/F32 type, and a row-by-row
-            // one otherwise. A short text alone took the second, beside a long text the first,
-            // and their roundings differ. K in F16 with V in BF16 always takes the row kernel,
-            // which computes each query row from its own sequence's cells only, in cell order,
-            // accumulating in F32: the same bits whatever shares the decode. (An F32 V cache
-            // would not do: llama.cpp casts it to F16 before flash attention.) K stays F16, so
-            // the attention scores are unchanged; V is rounded to bfloat16.
-            cp.type_k = sys::GGML_TYPE_F16;
-            cp.type_v = sys::GGML_TYPE_BF16;
         }
         cp.no_perf = true;
         cp.flash_attn_type = match params.flash_attention {
