@@ -435,7 +435,10 @@ fn bad_requests_get_json_errors_and_the_server_keeps_serving() {
 
 #[test]
 fn concurrent_clients_are_batched_together_and_each_gets_its_own_vectors() {
-    let s = Server::start(&[]);
+    // Packing texts into shared decodes is what the caller turns on by naming a number of
+    // sequences per decode; by default the CPU decodes one text at a time so that vectors stay
+    // bit-identical whatever the batch (tests/batch_invariance.rs).
+    let s = Server::start(&["--batch-sequences", "32"]);
     let texts: Vec<String> = cases()
         .iter()
         .filter(|c| c.task.is_none())
