@@ -160,8 +160,8 @@ pub struct ModelArgs {
     /// here and `sequences` times the cache memory)
     #[arg(long, hide = true)]
     pub kv_per_sequence: bool,
-    /// Let a text's vector depend on what it is batched with (flash attention's faster
-    /// kernel for large decodes, F16 V cache; for measurements)
+    /// Let a text's vector depend on what it is batched with: pack texts into shared decodes
+    /// on the CPU too (faster; for measurements)
     #[arg(long, hide = true)]
     pub batch_variant: bool,
 }
