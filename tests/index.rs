@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{cli, f32_model, q8_model};
+use common::{cli, f32_model, json_output as json, q8_model, run_offline as run};
 use gguf_embed::index::{Index, split};
 use gguf_embed::{Embedder, EmbedderOptions, Instruction};
 use serde_json::Value;
@@ -66,24 +66,6 @@ const INDEXED: [&str; 6] = [
     "tools/report.py",
     "web/app.js",
 ];
-
-fn run(args: &[&str]) -> Output {
-    Command::new(cli())
-        .args(args)
-        .env("HF_HUB_OFFLINE", "1")
-        .env_remove("GGUF_EMBED_MODEL")
-        .output()
-        .unwrap()
-}
-
-fn json(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 fn index(repo: &Path, model: &Path, extra: &[&str]) -> Output {
     let mut args = vec![

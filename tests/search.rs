@@ -5,9 +5,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use common::{cli, f32_model};
+use common::{cli, f32_model, json_output as json, run_offline as run};
 use gguf_embed::index::Index;
 use serde_json::Value;
 
@@ -46,24 +46,6 @@ fn planted_repo() -> tempfile::TempDir {
         );
     }
     dir
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(cli())
-        .args(args)
-        .env("HF_HUB_OFFLINE", "1")
-        .env_remove("GGUF_EMBED_MODEL")
-        .output()
-        .unwrap()
-}
-
-fn json(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn index(repo: &Path, extra: &[&str]) -> Value {

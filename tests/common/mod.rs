@@ -110,3 +110,23 @@ pub fn cli() -> PathBuf {
         None => panic!("the CLI is built only with the `cli` feature (on by default)"),
     }
 }
+
+/// Runs the CLI offline (no Hub, no model from the environment) and waits for it.
+pub fn run_offline(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(cli())
+        .args(args)
+        .env("HF_HUB_OFFLINE", "1")
+        .env_remove("GGUF_EMBED_MODEL")
+        .output()
+        .unwrap()
+}
+
+/// The JSON a successful CLI run printed; panics with its stderr if it failed.
+pub fn json_output(out: &std::process::Output) -> Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
