@@ -109,6 +109,26 @@ pub fn instrument(options: EmbedderOptions) -> (EmbedderOptions, Arc<Metrics>) {
     (options, metrics)
 }
 
+/// The listen backlog asked for. The kernel caps it at `net.core.somaxconn` (4096 by default
+/// since Linux 5.4). tokio's and std's `bind` ask for 1024 or 128: under a flood of a thousand
+/// connects, half-open connections then overflow the queue, the kernel falls back to SYN cookies
+/// and resets some of them, so clients get a reset instead of an answer or a 503.
+const LISTEN_BACKLOG: u32 = 65_535;
+
+/// Binds `addr` with a backlog deep enough for a flood of connections (see [`LISTEN_BACKLOG`]).
+pub async fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As std and tokio do: a restarted server can bind while old connections sit in TIME_WAIT.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Serves until `shutdown` completes, then stops accepting connections and finishes the
 /// requests in flight.
 pub async fn serve(
@@ -117,11 +137,12 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    let listener = listen(config.addr).await?;
     serve_on(listener, embedder, metrics, config, shutdown).await
 }
 
-/// [`serve`] on a listener the caller bound (port 0 for tests).
+/// [`serve`] on a listener the caller bound (port 0 for tests; [`listen`] binds one with a
+/// deep backlog).
 pub async fn serve_on(
     listener: tokio::net::TcpListener,
     embedder: Embedder,
