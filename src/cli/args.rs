@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
-use gguf_embed::{Bf16Weights, Device, FlashAttention, Instruction, Task, Truncation};
+use gguf_embed::{
+    Bf16Weights, Device, FlashAttention, Instruction, PrepackedWeights, Task, Truncation,
+};
 
 use super::input::InputFormat;
 use super::output::OutputFormat;
@@ -139,9 +141,22 @@ pub struct ModelArgs {
     )]
     pub flash_attn: FlashAttnArg,
     /// F16 models on the CPU: run BF16 kernels from a lossless BF16 copy of the file, written
-    /// once to $GGUF_EMBED_CACHE/bf16 (default ~/.cache/gguf-embed/bf16). The CLI's default
-    /// `auto` writes that copy (the model's size) on CPUs with AVX512-BF16; the library
-    /// writes none unless asked
+    /// once to $GGUF_EMBED_CACHE/bf16 (default ~/.cache/gguf-embed/bf16). `auto` writes that
+    /// copy (the model's size) on CPUs with AVX512-BF16; the default is `never`, because our
+    /// F16 kernels measured faster than the BF16 copy (docs/BENCHMARKS.md)
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "never",
+        hide_short_help = true
+    )]
+    pub bf16: Bf16Arg,
+    /// Q8_0 models on x86 CPUs: run from a copy of the file with the weights stored in the CPU
+    /// kernels' layout, written once to $GGUF_EMBED_CACHE/q8_0x16 (default
+    /// ~/.cache/gguf-embed/q8_0x16; the model's size), so that loading maps it instead of
+    /// repacking the weights into fresh memory (about twice as fast a start). The CLI's default
+    /// is `auto`; the library writes none unless asked. Same vectors either way
     #[arg(
         long,
         value_enum,
@@ -149,7 +164,7 @@ pub struct ModelArgs {
         default_value = "auto",
         hide_short_help = true
     )]
-    pub bf16: Bf16Arg,
+    pub prepack: PrepackArg,
     /// Run llama.cpp's own embedding mode (LM head on every token): slower, for comparison
     #[arg(long, hide_short_help = true)]
     pub llama_embedding_mode: bool,
@@ -187,10 +202,28 @@ impl From<FlashAttnArg> for FlashAttention {
     }
 }
 
+/// `--prepack` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PrepackArg {
+    /// When the CPU runs the interleaved Q8_0 kernels (x86 with AVX2)
+    Auto,
+    /// Never: repack at every load
+    Never,
+}
+
+impl From<PrepackArg> for PrepackedWeights {
+    fn from(arg: PrepackArg) -> Self {
+        match arg {
+            PrepackArg::Auto => PrepackedWeights::Auto,
+            PrepackArg::Never => PrepackedWeights::Never,
+        }
+    }
+}
+
 /// `--bf16` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Bf16Arg {
-    /// When the CPU has AVX512-BF16 (about 1.3x faster there)
+    /// When the CPU has AVX512-BF16
     Auto,
     /// Whenever the model runs on the CPU, even without AVX512-BF16 (for tests)
     Always,

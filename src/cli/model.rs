@@ -86,6 +86,7 @@ pub fn embedder_options(args: &ModelArgs) -> EmbedderOptions {
         .with_device(args.device)
         .with_flash_attention(args.flash_attn.into())
         .with_bf16_weights(args.bf16.into())
+        .with_prepacked_weights(args.prepack.into())
         .with_sort_by_length(!args.no_sort)
         .with_batch_invariant(!args.batch_variant);
     if args.kv_per_sequence {

@@ -15,13 +15,13 @@ use std::thread::JoinHandle;
 
 pub use options::{
     Bf16Weights, DEFAULT_MAX_TOKENS, DecodeObserver, DecodeStats, EmbedOptions, EmbedderOptions,
-    MIN_DIMENSIONS, Truncation,
+    MIN_DIMENSIONS, PrepackedWeights, Truncation,
 };
 
 use crate::engine::{self, ContextParams, FlashAttention, LoadParams, Model};
 use crate::error::{Error, Result};
-use crate::gguf::{GgufFile, ModelInfo};
-use crate::hub;
+use crate::gguf::{GgufFile, ModelInfo, q8_0x16};
+use crate::hub::copies::{self, CopyKind};
 use crate::prompt::Instruction;
 use crate::vector;
 use worker::{Job, Shared, WorkerConfig};
@@ -98,21 +98,37 @@ impl Embedder {
         let path = path.as_ref();
         let (file, info, mut sparse) = open_model_file(path)?;
         let placement = engine::place(options.device)?;
-        let weights = weights_file(path, file, &info, &options, &placement);
-        if weights != path {
-            // The copy has its own layout: the page release needs its offsets.
-            sparse = open_model_file(&weights)?.2;
-        }
+        let mut weights = weights_file(path, file, &info, &options, &placement);
         let config = worker_config(&info, &options, placement.gpu.is_some())?;
         let progress = options.load_progress.as_deref();
-        let params = LoadParams {
+        let params = |sparse: SparseWeights| LoadParams {
             progress,
             sparse_ranges: sparse.ranges,
             token_embd_offset: sparse.token_embd_offset,
             gpu_layers: if placement.gpu.is_some() { -1 } else { 0 },
             devices: placement.gpu_handle().into_iter().collect(),
         };
-        let model = Arc::new(Model::load(&weights, &params)?);
+        let loaded = if weights == path {
+            Model::load(&weights, &params(sparse))
+        } else {
+            // The copy has its own layout: the page release needs its offsets.
+            sparse = open_model_file(&weights)?.2;
+            Model::load(&weights, &params(sparse)).or_else(|e| {
+                // A copy this build cannot run (llama.cpp refuses prepacked weights its CPU
+                // backend would not repack the same way) costs a warning, never the load.
+                if matches!(e, Error::Cancelled) {
+                    return Err(e);
+                }
+                tracing::warn!(
+                    "cannot run the copy {} ({e}); loading {} itself",
+                    weights.display(),
+                    path.display()
+                );
+                weights = path.to_path_buf();
+                Model::load(path, &params(open_model_file(path)?.2))
+            })
+        };
+        let model = Arc::new(loaded?);
         let (jobs, job_rx) = mpsc::channel();
         let (ready_tx, ready_rx) = mpsc::channel();
         let worker_model = Arc::clone(&model);
@@ -149,8 +165,8 @@ impl Embedder {
         &self.inner.info
     }
 
-    /// The file llama.cpp runs: the model file, or its lossless BF16 copy (see
-    /// [`Bf16Weights`]).
+    /// The file llama.cpp runs: the model file, its lossless BF16 copy (see [`Bf16Weights`]),
+    /// or its copy in the CPU layout (see [`PrepackedWeights`]).
     pub fn weights_file(&self) -> &Path {
         &self.inner.weights
     }
@@ -547,9 +563,11 @@ fn open_model_file(path: &Path) -> Result<(GgufFile, ModelInfo, SparseWeights)> 
     Ok((file, info, sparse))
 }
 
-/// The file llama.cpp should load: the model, or its lossless BF16 copy when the model is F16,
-/// runs on the CPU, the CPU has BF16 kernels (or `Always`) and every weight is a bfloat16
-/// value. Any trouble writing the copy falls back to the model itself, with a warning.
+/// The file llama.cpp should load: the model, or a copy of it (see [`hub::copies`]). An F16
+/// model on the CPU runs from its lossless BF16 copy when the CPU has BF16 kernels (or
+/// `Always`) and every weight is a bfloat16 value; a Q8_0 model on a CPU with the interleaved
+/// kernels runs from its copy in their layout, when asked. Any trouble writing a copy falls
+/// back to the model itself, with a warning.
 fn weights_file(
     path: &Path,
     file: GgufFile,
@@ -557,28 +575,51 @@ fn weights_file(
     options: &EmbedderOptions,
     placement: &engine::Placement,
 ) -> PathBuf {
-    let wanted = match options.bf16_weights {
+    if placement.gpu.is_some() {
+        return path.to_path_buf();
+    }
+    let bf16 = match options.bf16_weights {
         Bf16Weights::Never => false,
         Bf16Weights::Always => true,
         Bf16Weights::Auto => placement.cpu_bf16,
-    };
-    if !wanted || placement.gpu.is_some() || info.file_type.as_deref() != Some("F16") {
+    } && info.file_type.as_deref() == Some("F16");
+    let prepacked = options.prepacked_weights == PrepackedWeights::Auto
+        && q8_0x16::cpu_runs_q8_0x16()
+        && file.tensors().iter().any(q8_0x16::is_repacked);
+    let (kind, dir, what) = if bf16 {
+        (
+            CopyKind::Bf16,
+            &options.bf16_dir,
+            "F16 weights run on BF16 kernels",
+        )
+    } else if prepacked {
+        (
+            CopyKind::Q8_0x16,
+            &options.prepack_dir,
+            "Q8_0 weights are mapped in the CPU layout",
+        )
+    } else {
         return path.to_path_buf();
-    }
-    let dir = options
-        .bf16_dir
-        .clone()
-        .unwrap_or_else(hub::bf16::default_bf16_dir);
-    match hub::bf16::bf16_copy(path, &file, &dir) {
+    };
+    let dir = dir.clone().unwrap_or_else(|| copies::default_dir(kind));
+    let copy = match kind {
+        CopyKind::Bf16 => copies::bf16_copy(path, &file, &dir),
+        CopyKind::Q8_0x16 => copies::q8_0x16_copy(path, &file, &dir),
+    };
+    match copy {
         Ok(Some(copy)) => {
-            tracing::info!("F16 weights run on BF16 kernels from {}", copy.display());
+            tracing::info!("{what} from {}", copy.display());
             copy
         }
         Ok(None) => path.to_path_buf(),
         Err(e) => {
+            let flag = match kind {
+                CopyKind::Bf16 => "--bf16 never",
+                CopyKind::Q8_0x16 => "--prepack never",
+            };
             tracing::warn!(
-                "cannot write a BF16 copy of the F16 model in {}: {e}; running F16 kernels \
-                 (set the folder with GGUF_EMBED_CACHE, or --bf16 never)",
+                "cannot write a copy of the model in {}: {e}; running from the model itself \
+                 (set the folder with GGUF_EMBED_CACHE, or {flag})",
                 dir.display()
             );
             path.to_path_buf()

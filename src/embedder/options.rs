@@ -11,7 +11,7 @@ use crate::engine::{Device, FlashAttention, KvCache, LoadProgress, OutputMode};
 /// Qwen3-Embedding's weights are bfloat16 values, which its F16 file holds exactly; stored as
 /// BF16 they are the same numbers, and CPUs with AVX512-BF16 multiply them about 1.3x faster
 /// than F16 (docs/BENCHMARKS.md). The copy is written once (the model's size, in
-/// [`hub::bf16::default_bf16_dir`](crate::hub::bf16::default_bf16_dir) unless
+/// [`hub::copies::default_dir`](crate::hub::copies::default_dir) unless
 /// [`EmbedderOptions::bf16_dir`] says otherwise). What changes is the rounding of activations
 /// before each matrix product (bfloat16's 8 significant bits instead of f16's 11): vectors
 /// move by about 1e-5 in cosine.
@@ -26,6 +26,28 @@ pub enum Bf16Weights {
     /// portable BF16 code; its speed there is unmeasured: for tests).
     Always,
     /// Never: F16 kernels, and no copy written. The default.
+    #[default]
+    Never,
+}
+
+/// Whether a Q8_0 model runs from a copy of its file whose weights are stored already in the
+/// CPU kernels' layout ([`gguf::q8_0x16`](crate::gguf::q8_0x16)).
+///
+/// On x86 CPUs with AVX2, Q8_0 weights are repacked at load into the interleaved layout of
+/// our kernels, which takes a fresh buffer the size of the weights; where that memory is not
+/// backed yet, faulting it in is most of the load. The copy holds the same values in that
+/// layout and is memory-mapped like the model itself: no repack, no fresh memory, and the
+/// vectors are bit for bit the same. It is written once (the model's size, in
+/// [`hub::copies::default_dir`](crate::hub::copies::default_dir) unless
+/// [`EmbedderOptions::prepack_dir`] says otherwise).
+///
+/// The library writes no such file unless asked: the default is [`Never`](Self::Never). (The
+/// `gguf-embed` CLI asks for [`Auto`](Self::Auto) and says so in its help.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PrepackedWeights {
+    /// When a Q8_0 model runs on a CPU with the interleaved kernels (x86 with AVX2).
+    Auto,
+    /// Never: repack at every load, and no copy written. The default.
     #[default]
     Never,
 }
@@ -88,6 +110,11 @@ pub struct EmbedderOptions {
     pub bf16_weights: Bf16Weights,
     /// Where BF16 copies of F16 models are kept; `None`: the default cache folder.
     pub bf16_dir: Option<PathBuf>,
+    /// Whether a Q8_0 model runs from a copy with its weights in the CPU layout (never, by
+    /// default: the copy is as large as the model).
+    pub prepacked_weights: PrepackedWeights,
+    /// Where those copies are kept; `None`: the default cache folder.
+    pub prepack_dir: Option<PathBuf>,
     /// Decode each request's longest texts first (default): long texts then share one
     /// enlarged context. Off keeps input order (for measurements).
     pub sort_by_length: bool,
@@ -112,8 +139,10 @@ impl Default for EmbedderOptions {
             output_mode: OutputMode::LastToken,
             kv_cache: KvCache::Unified,
             batch_invariant: true,
-            bf16_weights: Bf16Weights::Auto,
+            bf16_weights: Bf16Weights::Never,
             bf16_dir: None,
+            prepacked_weights: PrepackedWeights::Never,
+            prepack_dir: None,
             sort_by_length: true,
             load_progress: None,
             max_queued: None,
@@ -136,6 +165,8 @@ impl fmt::Debug for EmbedderOptions {
             .field("batch_invariant", &self.batch_invariant)
             .field("bf16_weights", &self.bf16_weights)
             .field("bf16_dir", &self.bf16_dir)
+            .field("prepacked_weights", &self.prepacked_weights)
+            .field("prepack_dir", &self.prepack_dir)
             .field("sort_by_length", &self.sort_by_length)
             .field("load_progress", &self.load_progress.is_some())
             .field("max_queued", &self.max_queued)
@@ -208,6 +239,18 @@ impl EmbedderOptions {
     /// Keeps BF16 copies of F16 models in `dir`.
     pub fn with_bf16_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.bf16_dir = Some(dir.into());
+        self
+    }
+
+    /// Chooses when a Q8_0 model runs from a copy with its weights in the CPU layout.
+    pub fn with_prepacked_weights(mut self, when: PrepackedWeights) -> Self {
+        self.prepacked_weights = when;
+        self
+    }
+
+    /// Keeps the CPU-layout copies of Q8_0 models in `dir`.
+    pub fn with_prepack_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.prepack_dir = Some(dir.into());
         self
     }
 

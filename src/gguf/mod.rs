@@ -8,6 +8,7 @@
 //! can embed with and summarises it.
 
 mod info;
+pub mod q8_0x16;
 pub mod repack;
 mod types;
 
@@ -99,6 +100,10 @@ pub struct GgufFile {
     tensors: Vec<TensorInfo>,
     data_offset: u64,
     tensor_table_offset: u64,
+    /// Where the tensor table ends (the data section starts at the next aligned offset).
+    tensor_table_end: u64,
+    /// `general.alignment`, or the default.
+    alignment: u64,
     /// Where each metadata value starts in the file (same order as `metadata`).
     value_offsets: Vec<usize>,
     /// Where each tensor's type tag is in the file (same order as `tensors`).
@@ -128,6 +133,8 @@ impl GgufFile {
             tensors: parsed.tensors,
             data_offset: parsed.data_offset,
             tensor_table_offset: parsed.tensor_table_offset,
+            tensor_table_end: parsed.tensor_table_end,
+            alignment: parsed.alignment,
             value_offsets: parsed.value_offsets,
             type_tag_offsets: parsed.type_tag_offsets,
             map,
@@ -196,6 +203,17 @@ impl GgufFile {
         self.data_offset
     }
 
+    /// Where the tensor table ends; the data section starts at the next multiple of
+    /// [`alignment`](Self::alignment).
+    pub fn tensor_table_end(&self) -> u64 {
+        self.tensor_table_end
+    }
+
+    /// The data alignment (`general.alignment`, 32 when absent).
+    pub fn alignment(&self) -> u64 {
+        self.alignment
+    }
+
     /// The elements of a string array, as raw bytes (GGUF strings should be UTF-8 but token
     /// pieces of byte-level vocabularies need not be). Lengths were validated on open.
     pub fn array_strings<'a>(&'a self, array: &ArrayRef) -> Option<impl Iterator<Item = &'a [u8]>> {
@@ -250,6 +268,8 @@ struct Parsed {
     tensors: Vec<TensorInfo>,
     data_offset: u64,
     tensor_table_offset: u64,
+    tensor_table_end: u64,
+    alignment: u64,
     value_offsets: Vec<usize>,
     type_tag_offsets: Vec<usize>,
 }
@@ -290,7 +310,8 @@ impl<'a> Parser<'a> {
         let alignment = alignment(&metadata)?;
         let tensor_table_offset = self.pos as u64;
         let (tensors, type_tag_offsets) = self.tensor_infos(n_tensors)?;
-        let data_offset = (self.pos as u64).next_multiple_of(alignment);
+        let tensor_table_end = self.pos as u64;
+        let data_offset = tensor_table_end.next_multiple_of(alignment);
         self.check_tensor_data(&tensors, data_offset, alignment)?;
         Ok(Parsed {
             version,
@@ -298,6 +319,8 @@ impl<'a> Parser<'a> {
             tensors,
             data_offset,
             tensor_table_offset,
+            tensor_table_end,
+            alignment,
             value_offsets,
             type_tag_offsets,
         })
@@ -364,8 +387,11 @@ impl<'a> Parser<'a> {
         Ok(u64::from_le_bytes(b.try_into().expect("8 bytes")))
     }
 
+    /// A length-prefixed string. `what` names it in errors only: a vocabulary has hundreds of
+    /// thousands of strings, and formatting a name for each was a tenth of a model's load.
     fn string_bytes(&mut self, what: &dyn Fn() -> String) -> Result<&'a [u8], GgufError> {
-        let len = self.u64(&format!("the length of {}", what()))?;
+        let b = self.take(8, || format!("the length of {}", what()))?;
+        let len = u64::from_le_bytes(b.try_into().expect("8 bytes"));
         self.take(len, || format!("{} ({len} bytes)", what()))
     }
 

@@ -86,26 +86,35 @@ pub fn write_bf16_copy(source: &GgufFile, dest: &Path) -> Result<Repack, GgufErr
     if f16_tensors == 0 {
         return Ok(Repack::NoF16Tensors);
     }
+    Ok(
+        match write_atomically(dest, |partial| write_converted(source, partial))? {
+            None => Repack::Written {
+                tensors: f16_tensors,
+            },
+            Some(tensor) => Repack::NotBfloat16 { tensor },
+        },
+    )
+}
+
+/// Writes a file at `dest` through `write`, which writes (and syncs) it at the path it is given
+/// and returns `Some(reason)` when it gave up. The file is written beside `dest` and renamed
+/// into place once `write` succeeded, so `dest` never holds a partial file; nothing is left
+/// behind when `write` gives up or fails.
+pub(super) fn write_atomically(
+    dest: &Path,
+    write: impl FnOnce(&Path) -> std::io::Result<Option<String>>,
+) -> Result<Option<String>, GgufError> {
     let partial = partial_path(dest);
-    let result = write_converted(source, &partial).and_then(|outcome| {
+    let result = write(&partial).and_then(|outcome| {
         if outcome.is_none() {
             std::fs::rename(&partial, dest)?;
         }
         Ok(outcome)
     });
-    match result {
-        Ok(None) => Ok(Repack::Written {
-            tensors: f16_tensors,
-        }),
-        Ok(Some(tensor)) => {
-            let _ = std::fs::remove_file(&partial);
-            Ok(Repack::NotBfloat16 { tensor })
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&partial);
-            Err(e.into())
-        }
+    if !matches!(result, Ok(None)) {
+        let _ = std::fs::remove_file(&partial);
     }
+    Ok(result?)
 }
 
 /// A name beside `dest` that no other process uses.

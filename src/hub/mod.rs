@@ -15,10 +15,10 @@
 //! reports, before it becomes visible in the cache; an interrupted download resumes; two
 //! processes asking for the same file download it once.
 
-pub mod bf16;
 mod cache;
 mod catalog;
 mod config;
+pub mod copies;
 mod download;
 mod http;
 mod spec;
@@ -432,16 +432,16 @@ impl Hub {
         })
     }
 
-    /// Removes a cached file: its snapshot entries, its BF16 copies in the default folder
-    /// ([`bf16::default_bf16_dir`]), and its blobs once nothing points to them. Returns the
+    /// Removes a cached file: its snapshot entries, its copies in the default folders
+    /// ([`copies::default_dir`]), and its blobs once nothing points to them. Returns the
     /// removed entries and the bytes freed.
     pub fn remove(&self, file: &HubFile) -> Result<(Vec<CachedFile>, u64), HubError> {
         let cache = RepoCache::new(&self.config.cache_dir, &file.repo);
         let removed = self.find_cached(file);
         let mut freed = 0;
         for entry in &removed {
-            // Its BF16 copies (F16 models) go too: they would be rewritten if needed again.
-            freed += bf16::remove_bf16_copies(&entry.path, &bf16::default_bf16_dir());
+            // Its copies (BF16, CPU layout) go too: they would be rewritten if needed again.
+            freed += copies::remove_copies(&entry.path);
             std::fs::remove_file(&entry.path).map_err(|e| HubError::cache_io(&entry.path, e))?;
         }
         let still_used: Vec<String> = cache

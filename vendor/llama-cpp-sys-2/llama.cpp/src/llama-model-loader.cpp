@@ -717,6 +717,23 @@ llama_model_loader::llama_model_loader(
     n_kv      = gguf_get_n_kv(metadata);
     n_tensors = weights_map.size();
 
+    // gguf-embed patch: weights stored already in the CPU's repacked layout (see the header).
+    if (metadata != nullptr) {
+        const int64_t kid = gguf_find_key(metadata, "gguf_embed.q8_0x16");
+        if (kid >= 0) {
+            if (gguf_get_kv_type(metadata, kid) != GGUF_TYPE_ARRAY || gguf_get_arr_type(metadata, kid) != GGUF_TYPE_STRING) {
+                throw std::runtime_error("invalid model: gguf_embed.q8_0x16 is not an array of tensor names");
+            }
+            for (size_t i = 0; i < gguf_get_arr_n(metadata, kid); i++) {
+                const std::string name = gguf_get_arr_str(metadata, kid, i);
+                if (weights_map.find(name) == weights_map.end()) {
+                    throw std::runtime_error(format("invalid model: gguf_embed.q8_0x16 names '%s', which is not a tensor", name.c_str()));
+                }
+                prepacked_q8_0x16.insert(name);
+            }
+        }
+    }
+
     fver = (enum llama_fver) gguf_get_version(metadata);
 
     LLAMA_LOG_INFO("%s: loaded meta data with %d key-value pairs and %d tensors from %s (version %s)\n",
@@ -1655,7 +1672,12 @@ bool llama_model_loader::load_all_data(
 
             GGML_ASSERT(buf_mmap || cur->data); // either we have a buffer to allocate the tensor in, or it is already allocated
             if (buf_mmap && cur->data == nullptr) {
-                ggml_backend_tensor_alloc(buf_mmap, cur, data);
+                // gguf-embed patch: a buffer may refuse a tensor (a prepacked one that this
+                // build does not run as q8_0x16): fail the load rather than compute with it.
+                if (ggml_backend_tensor_alloc(buf_mmap, cur, data) != GGML_STATUS_SUCCESS) {
+                    throw std::runtime_error(format("tensor '%s' cannot be used from the mapped file by buffer %s",
+                        ggml_get_name(cur), ggml_backend_buffer_name(buf_mmap)));
+                }
 
                 // locking a lazy tensor would fault all of it in, which is what lazy avoids
                 if (lmlocks && !lazy.has(cur)) {

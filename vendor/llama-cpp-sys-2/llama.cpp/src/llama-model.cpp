@@ -1853,7 +1853,48 @@ bool llama_model_base::load_tensors(llama_model_loader & ml) {
         // a lazy context is mapped whatever the load mode, but the memory-fit pass maps nothing
         const bool is_lazy_mapped = ctx_key.lazy && !ml.no_alloc;
 
-        if ((ml.use_mmap || is_lazy_mapped) && use_mmap_buffer && buffer_from_host_ptr_supported && is_default_buft) {
+        // gguf-embed patch: weights stored in the CPU's repacked layout are used where they are
+        // mapped, through a repack buffer over the mapping (ggml-cpu's
+        // ggml_backend_cpu_repack_buffer_from_ptr). Every such weight must have been placed in
+        // the repack buffer type, and every weight placed there must be prepacked: the layouts
+        // are not interchangeable.
+        bool prepacked = false;
+        if (!ml.prepacked_q8_0x16.empty()) {
+            const bool repack_buft = strcmp(ggml_backend_buft_name(buft), "CPU_REPACK") == 0;
+            for (ggml_tensor * t = ggml_get_first_tensor(ctx); t != nullptr; t = ggml_get_next_tensor(ctx, t)) {
+                if (repack_buft != (ml.prepacked_q8_0x16.count(ggml_get_name(t)) > 0)) {
+                    throw std::runtime_error(format("tensor '%s' is %sstored in the q8_0x16 layout but this build places it in buffer type %s: "
+                        "load the original model file", ggml_get_name(t), repack_buft ? "not " : "", ggml_backend_buft_name(buft)));
+                }
+            }
+            prepacked = repack_buft;
+            if (prepacked && !ml.use_mmap) {
+                throw std::runtime_error("a model with prepacked q8_0x16 weights must be memory-mapped");
+            }
+        }
+
+        if (prepacked && !ml.no_alloc) {
+            typedef ggml_backend_buffer_t (*from_ptr_t)(void *, size_t);
+            ggml_backend_reg_t cpu_reg = ggml_backend_dev_backend_reg(dev);
+            auto from_ptr = cpu_reg ? (from_ptr_t) ggml_backend_reg_get_proc_address(cpu_reg, "ggml_backend_cpu_repack_buffer_from_ptr") : nullptr;
+            if (from_ptr == nullptr) {
+                throw std::runtime_error("this build's CPU backend cannot use prepacked q8_0x16 weights: load the original model file");
+            }
+            for (uint32_t idx = 0; idx < ml.files.size(); idx++) {
+                void * addr = nullptr;
+                size_t first, last; // NOLINT
+                ml.get_mapping_range(&first, &last, &addr, idx, ctx);
+                if (first >= last) {
+                    continue;
+                }
+                ggml_backend_buffer_t buf = from_ptr((char *) addr + first, last - first);
+                if (buf == nullptr) {
+                    throw std::runtime_error(format("unable to allocate %s buffer", ggml_backend_buft_name(buft)));
+                }
+                bufs.emplace_back(buf);
+                buf_map.emplace(idx, buf);
+            }
+        } else if ((ml.use_mmap || is_lazy_mapped) && use_mmap_buffer && buffer_from_host_ptr_supported && is_default_buft) {
             GGML_ASSERT(!ml.no_alloc);
             for (uint32_t idx = 0; idx < ml.files.size(); idx++) {
                 // only the mmap region containing the tensors in the model is mapped to the backend buffer

@@ -5030,6 +5030,11 @@ class q8_0x16_traits : public tensor_traits_base {
 
 }  // namespace ggml::cpu::repack
 
+#if defined(Q8X16_AVAILABLE)
+// gguf-embed patch: the one q8_0x16 traits object, also recognised by prepacked buffers below.
+static const ggml::cpu::repack::q8_0x16_traits q8_0x16_instance;
+#endif
+
 static const ggml::cpu::tensor_traits * ggml_repack_get_optimal_repack_type(const struct ggml_tensor * cur) {
     // instance for Q1_0
     static const ggml::cpu::repack::tensor_traits<block_q1_0, 4, 4, GGML_TYPE_Q8_0> q1_0_4x4_q8_0;
@@ -5217,10 +5222,9 @@ static const ggml::cpu::tensor_traits * ggml_repack_get_optimal_repack_type(cons
         // Not the vocabulary matrices: gguf-embed never computes the LM head, and repacking it
         // would copy it (165 MB for a 0.6B model) at every load for nothing. (A generating
         // build would want them repacked: drop this condition when offering the patch.)
-        static const ggml::cpu::repack::q8_0x16_traits q8_0x16;
         if (ggml_n_dims(cur) == 2 && strcmp(cur->name, "output.weight") != 0 &&
             strcmp(cur->name, "token_embd.weight") != 0) {
-            return &q8_0x16;
+            return &q8_0x16_instance;
         }
 #endif
         if (ggml_cpu_has_neon() && ggml_cpu_has_matmul_int8()) {
@@ -5310,6 +5314,37 @@ static ggml_backend_buffer_t ggml_backend_cpu_repack_buffer_type_alloc_buffer(gg
     buffer->buft              = buft;
     buffer->iface.init_tensor = ggml_backend_cpu_repack_buffer_init_tensor;
     buffer->iface.set_tensor  = ggml_backend_cpu_repack_buffer_set_tensor;
+    buffer->iface.get_tensor  = nullptr;
+    buffer->iface.cpy_tensor  = nullptr;
+    return buffer;
+}
+
+// gguf-embed patch: weights stored in a file already in the q8_0x16 layout (a copy of a model
+// written by gguf-embed, marked with the `gguf_embed.q8_0x16` key) are used where the file is
+// memory-mapped, without a repack at load: no fresh memory to fault in and zero, no copy, and
+// the pages are the page cache's, shared between processes. Only tensors this build would
+// itself repack as q8_0x16 are accepted: anything else (another CPU variant's layout, a tensor
+// this build keeps in the plain layout) fails the load instead of computing garbage.
+static enum ggml_status ggml_backend_cpu_repack_buffer_init_prepacked(ggml_backend_buffer_t buffer, struct ggml_tensor * tensor) {
+    GGML_UNUSED(buffer);
+#if defined(Q8X16_AVAILABLE)
+    if (ggml_repack_get_optimal_repack_type(tensor) == &q8_0x16_instance) {
+        tensor->extra = (void *) static_cast<const ggml::cpu::tensor_traits *>(&q8_0x16_instance);
+        return GGML_STATUS_SUCCESS;
+    }
+#endif
+    GGML_UNUSED(tensor);
+    return GGML_STATUS_FAILED;
+}
+
+ggml_backend_buffer_t ggml_backend_cpu_repack_buffer_from_ptr(void * ptr, size_t size) {
+    ggml_backend_buffer_t buffer = ggml_backend_cpu_buffer_from_ptr(ptr, size);
+    if (buffer == nullptr) {
+        return nullptr;
+    }
+    buffer->buft              = ggml_backend_cpu_repack_buffer_type();
+    buffer->iface.init_tensor = ggml_backend_cpu_repack_buffer_init_prepacked;
+    buffer->iface.set_tensor  = nullptr;  // read-only: the mapping is the file's
     buffer->iface.get_tensor  = nullptr;
     buffer->iface.cpy_tensor  = nullptr;
     return buffer;

@@ -9,6 +9,8 @@
 // GGML internal header
 
 ggml_backend_buffer_type_t ggml_backend_cpu_repack_buffer_type(void);
+// gguf-embed patch: a buffer over memory already in the repacked layout (see repack.cpp).
+ggml_backend_buffer_t ggml_backend_cpu_repack_buffer_from_ptr(void * ptr, size_t size);
 
 template <int K> constexpr int QK_0() {
     if constexpr (K == 1) {
