@@ -34,6 +34,9 @@ install_missing() {
 install_missing
 if [ "${1:-}" = "test" ]; then
     shift
+    # The CLI keeps copies of models (the CPU layout of Q8_0 weights) in its cache folder: the
+    # tests' copies go under target/, not into the user's ~/.cache.
+    export GGUF_EMBED_CACHE="${GGUF_EMBED_CACHE:-$PWD/target/test-cache}"
     exec cargo test --release "$@"
 fi
 exec cargo run --release -- "$@"

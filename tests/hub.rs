@@ -496,12 +496,55 @@ fn an_f16_model_gets_a_bf16_copy_that_models_rm_removes() {
     assert_ok(&fallback);
     let err = stderr(&fallback);
     assert!(
-        err.contains("cannot write a BF16 copy") && err.contains("running F16 kernels (set the"),
+        err.contains("cannot write a lossless BF16 copy")
+            && err.contains("running F16 kernels (set the"),
         "{err}"
     );
 
     assert_ok(&s.run(&["models", "rm", &spec]));
     assert_eq!(count_copies(), 0, "models rm leaves the BF16 copy behind");
+}
+
+#[test]
+fn a_q8_0_model_gets_a_cpu_layout_copy_that_models_rm_removes() {
+    let s = Setup::new();
+    let copies = s.home.path().join("gguf-embed").join("q8_0x16");
+    let count_copies = || {
+        std::fs::read_dir(&copies).map_or(0, |d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".q8_0x16.gguf"))
+                .count()
+        })
+    };
+    let expected = usize::from(gguf_embed::gguf::q8_0x16::cpu_runs_q8_0x16());
+
+    // The CLI's default writes the copy where the CPU runs the interleaved kernels.
+    let out = s.run_env(&["-m", &spec(), "-v", "hello"], &[]);
+    assert_ok(&out);
+    assert_eq!(count_copies(), expected, "{}", stderr(&out));
+    if expected == 1 {
+        assert!(
+            stderr(&out).contains("CPU-layout (q8_0x16) copy"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    // --prepack never neither writes nor uses one.
+    let never = s.run(&["-m", &spec(), "--prepack", "never", "-v", "hello"]);
+    assert_ok(&never);
+    assert!(
+        !stderr(&never).contains("CPU layout from"),
+        "{}",
+        stderr(&never)
+    );
+    assert_eq!(stdout(&never), stdout(&out), "the same vectors either way");
+
+    assert_ok(&s.run(&["models", "rm", &spec()]));
+    assert_eq!(
+        count_copies(),
+        0,
+        "models rm leaves the CPU-layout copy behind"
+    );
 }
 
 #[test]

@@ -613,13 +613,14 @@ fn weights_file(
         }
         Ok(None) => path.to_path_buf(),
         Err(e) => {
-            let flag = match kind {
-                CopyKind::Bf16 => "--bf16 never",
-                CopyKind::Q8_0x16 => "--prepack never",
+            let (instead, flag) = match kind {
+                CopyKind::Bf16 => ("running F16 kernels", "--bf16 never"),
+                CopyKind::Q8_0x16 => ("repacking the weights at load", "--prepack never"),
             };
             tracing::warn!(
-                "cannot write a copy of the model in {}: {e}; running from the model itself \
-                 (set the folder with GGUF_EMBED_CACHE, or {flag})",
+                "cannot write a {} copy of the model in {}: {e}; {instead} (set the folder \
+                 with GGUF_EMBED_CACHE, or {flag})",
+                kind.describe(),
                 dir.display()
             );
             path.to_path_buf()

@@ -34,6 +34,14 @@ impl CopyKind {
         }
     }
 
+    /// What the copy is, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Bf16 => "lossless BF16",
+            Self::Q8_0x16 => "CPU-layout (q8_0x16)",
+        }
+    }
+
     /// The size a whole copy of `source` has.
     fn copy_size(self, source: &GgufFile) -> u64 {
         match self {
@@ -119,7 +127,8 @@ fn copy_of(
         return Ok(None);
     };
     tracing::info!(
-        "wrote a copy of {} ({what}, {}) in {:.1} s: {}",
+        "wrote a {} copy of {} ({what}, {}) in {:.1} s: {}",
+        kind.describe(),
         path.display(),
         human_bytes(file.file_size()),
         started.elapsed().as_secs_f64(),
