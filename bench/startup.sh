@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start-up of a one-shot `gguf-embed embed` (process start to the first vector printed), with
+# Start-up of a one-shot `gguf-embed TEXT` (process start to the first vector printed), with
 # the Q8_0 weights repacked at load (`--prepack never`) and mapped from the prepacked copy
 # (`--prepack auto`, the CLI's default), interleaved, N runs each; prints every run and the
 # medians. The copy is written before the first timed run.
@@ -11,10 +11,10 @@ set -euo pipefail
 model=${1:?usage: bench/startup.sh MODEL.gguf [RUNS] [BINARY]}
 runs=${2:-7}
 bin=${3:-target/release/gguf-embed}
-"$bin" embed -m "$model" --threads 2 "write the copy" >/dev/null 2>&1
+"$bin" -m "$model" --threads 2 "write the copy" >/dev/null 2>&1
 for _ in $(seq 1 "$runs"); do
     for mode in auto never; do
-        /usr/bin/time -f "$mode %e %U %S %M" "$bin" embed --prepack "$mode" -m "$model" \
+        /usr/bin/time -f "$mode %e %U %S %M" "$bin" --prepack "$mode" -m "$model" \
             --threads 2 "hello world" 2>&1 >/dev/null | tail -1
     done
 done | sort -k1,1 -k2,2n | awk '
