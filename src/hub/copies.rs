@@ -75,8 +75,7 @@ pub fn default_dir(kind: CopyKind) -> PathBuf {
 /// none for the file as it is. `None` when the file has no F16 tensor or a weight that
 /// bfloat16 cannot hold exactly.
 pub fn bf16_copy(path: &Path, file: &GgufFile, dir: &Path) -> Result<Option<PathBuf>, GgufError> {
-    let kind = CopyKind::Bf16;
-    copy_of(kind, path, file, dir, |dest| {
+    copy_of(CopyKind::Bf16, path, file, dir, |dest| {
         Ok(match write_bf16_copy(file, dest)? {
             Repack::Written { tensors } => Some(format!("{tensors} tensors as BF16")),
             Repack::NoF16Tensors => None,
