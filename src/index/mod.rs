@@ -37,6 +37,7 @@
 
 mod checks;
 mod chunk;
+mod code;
 mod filter;
 mod lexical;
 mod lock;
@@ -53,7 +54,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 pub use checks::Fingerprint;
-pub use chunk::{Chunk, embedded_text, split};
+pub use chunk::{Chunk, chunk_file, embedded_text, split};
+pub use code::chunk_code;
 pub use filter::{PathFilter, language_names, language_of};
 pub use lexical::{fts_query, identifier_parts};
 pub use lock::WriterLock;
