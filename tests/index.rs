@@ -142,17 +142,19 @@ fn chunks_never_cut_a_line_and_fit_the_budget() {
     let body: String = (1..=120)
         .map(|i| format!("pub fn function_{i}(x: u32) -> u32 {{ x * {i} + helper_{i}() }}\n"))
         .collect();
+    // The same lines as code (cut at definitions) and as notes (cut at lines).
     std::fs::write(repo.path().join("src/many.rs"), &body).unwrap();
+    std::fs::write(repo.path().join("docs/many.txt"), &body).unwrap();
     json(&index(repo.path(), &f32_model(), &["--chunk-tokens", "64"]));
     let files = Index::open(index_path(repo.path()))
         .unwrap()
         .files()
         .unwrap();
-    let many = files.iter().find(|f| f.path == "src/many.rs").unwrap();
-    assert!(many.chunks.len() > 3, "{:?}", many.chunks);
-    assert_eq!(many.chunks[0].0, 1);
-    assert_eq!(many.chunks.last().unwrap().1, 120);
-    for pair in many.chunks.windows(2) {
+    let notes = files.iter().find(|f| f.path == "docs/many.txt").unwrap();
+    assert!(notes.chunks.len() > 3, "{:?}", notes.chunks);
+    assert_eq!(notes.chunks[0].0, 1);
+    assert_eq!(notes.chunks.last().unwrap().1, 120);
+    for pair in notes.chunks.windows(2) {
         assert_eq!(
             pair[0].1 + 1,
             pair[1].0,
@@ -164,10 +166,14 @@ fn chunks_never_cut_a_line_and_fit_the_budget() {
     let count = |t: &str| embedder.count_tokens(t, &Instruction::None).unwrap();
     let chunks = split(&body, 64, &count);
     let ranges: Vec<(usize, usize)> = chunks.iter().map(|c| (c.start_line, c.end_line)).collect();
-    assert_eq!(ranges, many.chunks);
+    assert_eq!(ranges, notes.chunks);
     for c in &chunks {
         assert!(count(&c.text) <= 64);
     }
+    // As code, every function is a chunk of its own.
+    let code = files.iter().find(|f| f.path == "src/many.rs").unwrap();
+    let one_each: Vec<(usize, usize)> = (1..=120).map(|i| (i, i)).collect();
+    assert_eq!(code.chunks, one_each);
 }
 
 #[test]

@@ -1,6 +1,7 @@
-//! Splitting a file into chunks that never cut a line and stay within a token budget.
+//! Splitting a file into chunks that never cut a line and stay within a token budget: at
+//! definitions for source code (`code`), by lines for everything else.
 
-/// A run of whole lines of one file.
+/// A run of whole lines of one file: a definition, part of one, or other lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chunk {
     /// The first line, counting from 1.
@@ -11,7 +12,8 @@ pub struct Chunk {
     pub text: String,
     /// The name of the definition the chunk holds, when the chunker knows it.
     pub symbol: Option<String>,
-    /// What kind of definition that is (`fn`, `struct`, `class`, ...).
+    /// What kind of definition that is (`fn`, `method`, `struct`, `class`, ...; the list is
+    /// in the `code` module's docs).
     pub kind: Option<String>,
 }
 
@@ -21,6 +23,17 @@ pub struct Chunk {
 /// index instead (see `lexical`).
 pub fn embedded_text(chunk: &Chunk) -> String {
     chunk.text.clone()
+}
+
+/// Chunks a file: at its definitions when it is source code in a language the code chunker
+/// parses (see [`chunk_code`](super::chunk_code)), by lines with [`split`] otherwise.
+pub fn chunk_file(
+    path: &str,
+    text: &str,
+    budget: usize,
+    count: &dyn Fn(&str) -> usize,
+) -> Vec<Chunk> {
+    super::code::chunk_code(path, text, budget, count).unwrap_or_else(|| split(text, budget, count))
 }
 
 /// Splits `text` into chunks of whole lines that take at most `budget` tokens by `count`

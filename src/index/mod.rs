@@ -30,13 +30,19 @@
 //! unit vectors). That stays well under the query's own embedding time up to a few hundred
 //! thousand chunks (see docs/BENCHMARKS.md); beyond that an approximate index would be needed.
 //!
+//! Source files in nine languages are cut at their definitions (tree-sitter, see
+//! [`chunk_code`]): a hit is one function, method, class or the like, named and kinded in
+//! [`Hit::symbol`] and [`Hit::kind`]; other files are cut at lines ([`split`]).
+//!
 //! The modules: `store` (every SQL statement), `update` (walking, chunking, embedding only
-//! what changed), `search` (the three modes, fusion, filters, output shaping), `lexical`
+//! what changed), `chunk` and `code` (line chunks, and tree-sitter chunks with the
+//! per-language tables), `search` (the three modes, fusion, filters, output shaping), `lexical`
 //! (terms and safe FTS5 queries), `filter` (globs, languages, path prefix), `checks` (the
 //! model fingerprint), `lock` (one writer per index), `watch` (batches of file changes).
 
 mod checks;
 mod chunk;
+mod code;
 mod filter;
 mod lexical;
 mod lock;
@@ -53,7 +59,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 pub use checks::Fingerprint;
-pub use chunk::{Chunk, embedded_text, split};
+pub use chunk::{Chunk, chunk_file, embedded_text, split};
+pub use code::chunk_code;
 pub use filter::{PathFilter, language_names, language_of};
 pub use lexical::{fts_query, identifier_parts};
 pub use lock::WriterLock;

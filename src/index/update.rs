@@ -7,12 +7,18 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
-use super::chunk::{Chunk, embedded_text, split};
+use super::chunk::{Chunk, chunk_file, embedded_text};
 use super::lexical::parts_column;
 use super::store::{NewChunk, NewFile, Store, vector_blob};
 use super::walk::{SourceFile, walk};
 use super::{Index, IndexError, IndexOptions, UpdateEvent, UpdateReport, unix_now};
 use crate::{EmbedOptions, Embedder, Instruction, PendingEmbeddings};
+
+/// What the chunks of an index were cut by; bumped when chunk boundaries change (2: at
+/// definitions, by tree-sitter). An index chunked by another version re-chunks every file on
+/// its next update (chunks whose text is unchanged keep their vectors), so that it never
+/// mixes two ways of cutting.
+pub(super) const CHUNKER_VERSION: &str = "2";
 
 /// Files per write transaction at most; a group also ends at `GROUP_TOKENS`.
 const GROUP_FILES: usize = 64;
@@ -60,11 +66,12 @@ impl Index {
             *report.skipped.entry(key).or_default() += 1;
         }
         let known = self.store.file_hashes()?;
+        let rechunk = self.store.meta("chunker")?.as_deref() != Some(CHUNKER_VERSION);
         let present: HashSet<String> = walked.files.iter().map(|f| f.path.clone()).collect();
         let mut changed = Vec::new();
         for file in walked.files {
             let hash = sha256_hex(file.text.as_bytes());
-            if known.get(&file.path) == Some(&hash) {
+            if !rechunk && known.get(&file.path) == Some(&hash) {
                 report.unchanged_files += 1;
             } else {
                 changed.push((file, hash));
@@ -77,6 +84,10 @@ impl Index {
         // Removed last, so that a moved or renamed file finds its chunks' vectors under the
         // old path.
         report.removed_files = self.remove_absent(&present, &known)?;
+        if rechunk {
+            // Only now: a run killed before this point re-chunks again next time.
+            self.store.set_meta("chunker", CHUNKER_VERSION)?;
+        }
         report.seconds = started.elapsed().as_secs_f64();
         let run = serde_json::json!({
             "finished_at": unix_now(),
@@ -283,7 +294,7 @@ fn next_group(
         let Some((file, sha256)) = files.next() else {
             break;
         };
-        let chunks = split(&file.text, chunk_tokens, count);
+        let chunks = chunk_file(&file.path, &file.text, chunk_tokens, count);
         tokens += chunks.len() * chunk_tokens / 2;
         let path_parts = parts_column(&file.path);
         group.files.push(PreparedFile {
@@ -293,7 +304,13 @@ fn next_group(
                 .into_iter()
                 .map(|chunk| PreparedChunk {
                     text_hash: sha256_hex(embedded_text(&chunk).as_bytes()),
-                    parts: format!("{path_parts}{}", parts_column(&chunk.text)),
+                    // A method's container is in its symbol, not always in its text
+                    // (`Parser.parse` in Python): the symbol's words are terms too.
+                    parts: format!(
+                        "{path_parts}{}{}",
+                        chunk.symbol.as_deref().map_or(String::new(), symbol_terms),
+                        parts_column(&chunk.text)
+                    ),
                     chunk,
                     vector: None,
                 })
@@ -302,6 +319,11 @@ fn next_group(
         });
     }
     (!group.files.is_empty()).then_some(group)
+}
+
+/// A symbol's words and the parts of its identifiers, for the lexical index.
+fn symbol_terms(symbol: &str) -> String {
+    format!("{symbol} {}", parts_column(symbol))
 }
 
 /// The sha256 of some bytes, in hex.
