@@ -37,6 +37,8 @@
 
 mod checks;
 mod chunk;
+#[cfg(test)]
+mod fast_path_tests;
 mod filter;
 mod lexical;
 mod lock;
@@ -307,6 +309,9 @@ pub struct Index {
     store: Store,
     /// The writer lock, once this handle has written or was given it.
     writer: Option<WriterLock>,
+    /// A second, read-only connection for the lexical half of hybrid searches, which runs
+    /// beside the query embedding and the vector scan (opened on first use).
+    side_store: std::sync::Mutex<Option<Store>>,
 }
 
 impl std::fmt::Debug for Index {
@@ -326,6 +331,7 @@ impl Index {
             path,
             store,
             writer: None,
+            side_store: Default::default(),
         })
     }
 
@@ -338,6 +344,7 @@ impl Index {
             path,
             store,
             writer: None,
+            side_store: Default::default(),
         })
     }
 
@@ -376,6 +383,7 @@ impl Index {
             path,
             store,
             writer: None,
+            side_store: Default::default(),
         };
         let fingerprint = Fingerprint::of(&index.store, embedder, options)?;
         match index.fingerprint()? {

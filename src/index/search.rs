@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::filter::{PathFilter, language_of};
 use super::lexical::fts_query;
-use super::store::blob_vector;
+use super::store::{Store, blob_vector};
 use super::{Index, IndexError};
 use crate::{EmbedOptions, Embedder, Instruction, Task};
 
@@ -223,21 +223,51 @@ impl Index {
             want
         };
 
-        let query_vector = if options.mode.needs_model() {
-            let embedder = embedder.ok_or_else(|| {
-                IndexError::InvalidQuery("semantic and hybrid search need a model".into())
-            })?;
-            Some(self.embed_query(embedder, query, &options.instruction)?)
-        } else {
-            None
+        let embedder = match (options.mode.needs_model(), embedder) {
+            (false, _) => None,
+            (true, Some(e)) => Some(e),
+            (true, None) => {
+                return Err(IndexError::InvalidQuery(
+                    "semantic and hybrid search need a model".into(),
+                ));
+            }
         };
-        let semantic = match &query_vector {
-            Some(q) => self.scan(q, pool, &keep)?,
-            None => Vec::new(),
+        let fts = match options.mode {
+            SearchMode::Semantic => None,
+            _ => fts_query(query),
         };
-        let lexical = match (options.mode, fts_query(query)) {
-            (SearchMode::Semantic, _) | (_, None) => Vec::new(),
-            (_, Some(q)) => self.store.lexical(&q, pool, keep)?,
+        // Copied into the thread below; what they point at stays here.
+        let (fts, filtered, keep_ref) = (&fts, allowed.is_some(), &keep);
+        let lexical_on = move |store: &Store| match fts {
+            Some(q) => store.lexical(q, pool, filtered.then_some(keep_ref as _)),
+            None => Ok(Vec::new()),
+        };
+        let semantic_of = |embedder: &Embedder| -> Result<_, IndexError> {
+            let vector = self.embed_query(embedder, query, &options.instruction)?;
+            let hits = self.scan(&vector, pool, &keep)?;
+            Ok((Some(vector), hits))
+        };
+        let ((query_vector, semantic), lexical) = match embedder {
+            None => ((None, Vec::new()), lexical_on(&self.store)?),
+            Some(embedder) if fts.is_none() => (semantic_of(embedder)?, Vec::new()),
+            // Hybrid: the lexical query runs on a second connection while this thread embeds
+            // the query and scans the vectors; each costs about as much as the other.
+            Some(embedder) => match self.take_side_store() {
+                Some(side) => {
+                    let (side, lexical, semantic) = std::thread::scope(|s| {
+                        let job = s.spawn(move || {
+                            let lexical = lexical_on(&side);
+                            (side, lexical)
+                        });
+                        let semantic = semantic_of(embedder);
+                        let (side, lexical) = job.join().expect("the lexical query panicked");
+                        (side, lexical, semantic)
+                    });
+                    self.return_side_store(side);
+                    (semantic?, lexical?)
+                }
+                None => (semantic_of(embedder)?, lexical_on(&self.store)?),
+            },
         };
 
         let mut ranked = match options.mode {
@@ -277,6 +307,18 @@ impl Index {
             .take(options.k)
             .collect();
         self.hits(page, options)
+    }
+
+    /// The second connection hybrid search runs its lexical query on (opened on first use;
+    /// `None` if it cannot be opened, and the query runs on the main connection).
+    fn take_side_store(&self) -> Option<Store> {
+        let mut slot = self.side_store.lock().unwrap_or_else(|e| e.into_inner());
+        slot.take()
+            .or_else(|| Store::open_read_only(&self.path).ok())
+    }
+
+    fn return_side_store(&self, store: Store) {
+        *self.side_store.lock().unwrap_or_else(|e| e.into_inner()) = Some(store);
     }
 
     /// Embeds a query for this index, after checking that `embedder` is its model.
