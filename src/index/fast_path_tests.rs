@@ -35,7 +35,9 @@ impl Rng {
 fn fill(path: &Path, files: usize, dims: usize) -> Store {
     let store = Store::create(path).unwrap();
     let mut rng = Rng(0x9e3779b97f4a7c15);
-    let mut rows: Vec<(String, Vec<(String, String, Vec<u8>)>)> = Vec::new();
+    // Per file: its path and its chunks' (text, parts, vector bytes).
+    type Chunks = Vec<(String, String, Vec<u8>)>;
+    let mut rows: Vec<(String, Chunks)> = Vec::new();
     for f in 0..files {
         let path = format!("src/{}/{}_{f}.rs", rng.word(), rng.word());
         let chunks = (0..5)

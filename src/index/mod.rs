@@ -309,9 +309,6 @@ pub struct Index {
     store: Store,
     /// The writer lock, once this handle has written or was given it.
     writer: Option<WriterLock>,
-    /// A second, read-only connection for the lexical half of hybrid searches, which runs
-    /// beside the query embedding and the vector scan (opened on first use).
-    side_store: std::sync::Mutex<Option<Store>>,
 }
 
 impl std::fmt::Debug for Index {
@@ -331,7 +328,6 @@ impl Index {
             path,
             store,
             writer: None,
-            side_store: Default::default(),
         })
     }
 
@@ -344,7 +340,6 @@ impl Index {
             path,
             store,
             writer: None,
-            side_store: Default::default(),
         })
     }
 
@@ -383,7 +378,6 @@ impl Index {
             path,
             store,
             writer: None,
-            side_store: Default::default(),
         };
         let fingerprint = Fingerprint::of(&index.store, embedder, options)?;
         match index.fingerprint()? {

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::filter::{PathFilter, language_of};
 use super::lexical::fts_query;
-use super::store::{Store, blob_vector};
+use super::store::blob_vector;
 use super::{Index, IndexError};
 use crate::{EmbedOptions, Embedder, Instruction, Task};
 
@@ -236,38 +236,19 @@ impl Index {
             SearchMode::Semantic => None,
             _ => fts_query(query),
         };
-        // Copied into the thread below; what they point at stays here.
-        let (fts, filtered, keep_ref) = (&fts, allowed.is_some(), &keep);
-        let lexical_on = move |store: &Store| match fts {
-            Some(q) => store.lexical(q, pool, filtered.then_some(keep_ref as _)),
-            None => Ok(Vec::new()),
+        let lexical = match fts {
+            Some(q) => self
+                .store
+                .lexical(&q, pool, allowed.is_some().then_some(&keep as _))?,
+            None => Vec::new(),
         };
-        let semantic_of = |embedder: &Embedder| -> Result<_, IndexError> {
-            let vector = self.embed_query(embedder, query, &options.instruction)?;
-            let hits = self.scan(&vector, pool, &keep)?;
-            Ok((Some(vector), hits))
-        };
-        let ((query_vector, semantic), lexical) = match embedder {
-            None => ((None, Vec::new()), lexical_on(&self.store)?),
-            Some(embedder) if fts.is_none() => (semantic_of(embedder)?, Vec::new()),
-            // Hybrid: the lexical query runs on a second connection while this thread embeds
-            // the query and scans the vectors; each costs about as much as the other.
-            Some(embedder) => match self.take_side_store() {
-                Some(side) => {
-                    let (side, lexical, semantic) = std::thread::scope(|s| {
-                        let job = s.spawn(move || {
-                            let lexical = lexical_on(&side);
-                            (side, lexical)
-                        });
-                        let semantic = semantic_of(embedder);
-                        let (side, lexical) = job.join().expect("the lexical query panicked");
-                        (side, lexical, semantic)
-                    });
-                    self.return_side_store(side);
-                    (semantic?, lexical?)
-                }
-                None => (semantic_of(embedder)?, lexical_on(&self.store)?),
-            },
+        let (query_vector, semantic) = match embedder {
+            Some(embedder) => {
+                let vector = self.embed_query(embedder, query, &options.instruction)?;
+                let hits = self.scan(&vector, pool, &keep)?;
+                (Some(vector), hits)
+            }
+            None => (None, Vec::new()),
         };
 
         let mut ranked = match options.mode {
@@ -307,18 +288,6 @@ impl Index {
             .take(options.k)
             .collect();
         self.hits(page, options)
-    }
-
-    /// The second connection hybrid search runs its lexical query on (opened on first use;
-    /// `None` if it cannot be opened, and the query runs on the main connection).
-    fn take_side_store(&self) -> Option<Store> {
-        let mut slot = self.side_store.lock().unwrap_or_else(|e| e.into_inner());
-        slot.take()
-            .or_else(|| Store::open_read_only(&self.path).ok())
-    }
-
-    fn return_side_store(&self, store: Store) {
-        *self.side_store.lock().unwrap_or_else(|e| e.into_inner()) = Some(store);
     }
 
     /// Embeds a query for this index, after checking that `embedder` is its model.
