@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::repos::numbered_files;
 use common::{cli, f32_model, json_output as json, q8_model, run_offline as run};
 use gguf_embed::index::{Index, split};
 use gguf_embed::{Embedder, EmbedderOptions, Instruction};
@@ -260,14 +261,7 @@ fn searching_for_a_chunks_own_text_finds_it_first_with_json_output() {
 #[test]
 fn a_killed_run_leaves_a_usable_index_and_the_next_run_finishes_it() {
     let repo = tempfile::tempdir().unwrap();
-    for i in 0..600 {
-        let body: String = (0..12)
-            .map(|l| format!("fn item_{i}_{l}() -> usize {{ {i} * {l} }}\n"))
-            .collect();
-        let path = repo.path().join(format!("m{:02}/file_{i:04}.rs", i % 17));
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, body).unwrap();
-    }
+    numbered_files(repo.path(), 600);
     let model = f32_model();
     let mut child = Command::new(cli())
         .args([

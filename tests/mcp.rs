@@ -5,7 +5,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{cli, f32_model, python::python_with};
+use common::{cli, f32_model, python::python_with, repos::numbered_files};
 use gguf_embed::index::WriterLock;
 use serde_json::Value;
 
@@ -79,14 +79,7 @@ asyncio.run(main())
 /// definition.
 fn repo_with_planted_definition(files: usize) -> tempfile::TempDir {
     let repo = tempfile::tempdir().unwrap();
-    for i in 0..files {
-        let body: String = (0..12)
-            .map(|l| format!("fn item_{i}_{l}() -> usize {{ {i} * {l} }}\n"))
-            .collect();
-        let path = repo.path().join(format!("m{:02}/file_{i:04}.rs", i % 17));
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, body).unwrap();
-    }
+    numbered_files(repo.path(), files);
     std::fs::write(
         repo.path().join("m00/ledger.rs"),
         "/// Makes the books add up.\npub fn reconcileLedgerBalances(book: &mut Book) {\n    book.fix();\n}\n",

@@ -164,3 +164,77 @@ fn the_watched_index_follows_edits_moves_deletions_and_mass_changes() {
     assert_eq!(watched.files().unwrap(), fresh.files().unwrap());
     common::vectors::assert_same_chunks(&db, &fresh_db);
 }
+
+/// The indexed paths.
+fn indexed_paths(db: &Path) -> Vec<String> {
+    indexed(db).into_iter().map(|(p, _)| p).collect()
+}
+
+/// Waits for passes until the index holds exactly `want`.
+fn passes_until(rx: &Receiver<Value>, db: &Path, want: &[&str]) {
+    while indexed_paths(db) != want {
+        rx.recv_timeout(Duration::from_secs(300))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "the watcher never indexed {want:?}: {:?}",
+                    indexed_paths(db)
+                )
+            });
+    }
+}
+
+#[test]
+fn nested_ignore_files_are_honoured_by_index_and_watch() {
+    let repo = tempfile::tempdir().unwrap();
+    let root = repo.path();
+    write(root, ".ignore", "scratch/\n");
+    write(root, "sub/.gitignore", "secret_*.rs\n");
+    write(root, "sub/deeper/.ignore", "*.gen.rs\n");
+    write(root, "sub/keep.rs", &file_text(1, 1));
+    write(root, "sub/secret_key.rs", &file_text(2, 1));
+    write(root, "scratch/tmp.rs", &file_text(3, 1));
+    write(root, "sub/deeper/a.rs", &file_text(4, 1));
+    write(root, "sub/deeper/b.gen.rs", &file_text(5, 1));
+    let mut child = Command::new(cli())
+        .args(["index", "--watch", "-f", "json", "--repo"])
+        .arg(root)
+        .args(["-m", f32_model().to_str().unwrap()])
+        .env("HF_HUB_OFFLINE", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rx = reports(&mut child);
+    rx.recv_timeout(Duration::from_secs(600)).unwrap();
+    let db = root.join(".gguf-embed/index.sqlite");
+    assert_eq!(indexed_paths(&db), ["sub/deeper/a.rs", "sub/keep.rs"]);
+
+    // New files under each ignore rule, one file that counts, and a folder that brings its
+    // own ignore file.
+    write(root, "sub/secret_two.rs", &file_text(6, 1));
+    write(root, "scratch/more.rs", &file_text(7, 1));
+    write(root, "sub/deeper/c.gen.rs", &file_text(8, 1));
+    write(root, "sub/other/.gitignore", "skip.rs\n");
+    write(root, "sub/other/skip.rs", &file_text(9, 1));
+    write(root, "sub/other/ok.rs", &file_text(10, 1));
+    write(root, "sub/deeper/new.rs", &file_text(11, 1));
+    passes_until(
+        &rx,
+        &db,
+        &[
+            "sub/deeper/a.rs",
+            "sub/deeper/new.rs",
+            "sub/keep.rs",
+            "sub/other/ok.rs",
+        ],
+    );
+    // A rule added to an ignore file drops what it now ignores.
+    write(root, "sub/.gitignore", "secret_*.rs\nkeep.rs\n");
+    passes_until(
+        &rx,
+        &db,
+        &["sub/deeper/a.rs", "sub/deeper/new.rs", "sub/other/ok.rs"],
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -271,6 +271,14 @@ fn print_report(report: &UpdateReport, args: &IndexArgs, index: &Path) -> Result
             if !skipped.is_empty() {
                 outln!("skipped: {}", skipped.join(", "))?;
             }
+            // The first few are enough to act on; every one is in the JSON report and the log.
+            const SHOWN: usize = 10;
+            for u in report.unreadable.iter().take(SHOWN) {
+                outln!("  not read: {}: {}", u.path, u.error)?;
+            }
+            if report.unreadable.len() > SHOWN {
+                outln!("  and {} more not read", report.unreadable.len() - SHOWN)?;
+            }
             if report.truncated_chunks > 0 {
                 outln!(
                     "{} chunks are single lines longer than {} tokens; their start was embedded",

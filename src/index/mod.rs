@@ -43,6 +43,8 @@
 mod checks;
 mod chunk;
 mod code;
+#[cfg(test)]
+mod fast_path_tests;
 mod filter;
 mod lexical;
 mod lock;
@@ -65,7 +67,7 @@ pub use filter::{PathFilter, language_names, language_of};
 pub use lexical::{fts_query, identifier_parts};
 pub use lock::WriterLock;
 pub use search::{DEFAULT_RRF_K, Hit, SearchMode, SearchOptions, rrf};
-pub use walk::{DEFAULT_MAX_FILE_BYTES, SkipReason, SourceFile, Walk, walk};
+pub use walk::{DEFAULT_MAX_FILE_BYTES, SkipReason, SourceFile, Unreadable, Walk, walk};
 pub use watch::{Changes, DEFAULT_DEBOUNCE};
 
 use crate::Embedder;
@@ -264,6 +266,9 @@ pub struct UpdateReport {
     pub truncated_chunks: usize,
     /// Files skipped, by reason.
     pub skipped: HashMap<String, usize>,
+    /// Files and folders that could not be read (also counted in `skipped`), with the error.
+    /// The run went on without them; what the index held for them is kept.
+    pub unreadable: Vec<Unreadable>,
     /// Wall time.
     pub seconds: f64,
 }

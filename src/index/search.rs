@@ -223,21 +223,32 @@ impl Index {
             want
         };
 
-        let query_vector = if options.mode.needs_model() {
-            let embedder = embedder.ok_or_else(|| {
-                IndexError::InvalidQuery("semantic and hybrid search need a model".into())
-            })?;
-            Some(self.embed_query(embedder, query, &options.instruction)?)
-        } else {
-            None
+        let embedder = match (options.mode.needs_model(), embedder) {
+            (false, _) => None,
+            (true, Some(e)) => Some(e),
+            (true, None) => {
+                return Err(IndexError::InvalidQuery(
+                    "semantic and hybrid search need a model".into(),
+                ));
+            }
         };
-        let semantic = match &query_vector {
-            Some(q) => self.scan(q, pool, &keep)?,
+        let fts = match options.mode {
+            SearchMode::Semantic => None,
+            _ => fts_query(query),
+        };
+        let lexical = match fts {
+            Some(q) => self
+                .store
+                .lexical(&q, pool, allowed.is_some().then_some(&keep as _))?,
             None => Vec::new(),
         };
-        let lexical = match (options.mode, fts_query(query)) {
-            (SearchMode::Semantic, _) | (_, None) => Vec::new(),
-            (_, Some(q)) => self.store.lexical(&q, pool, keep)?,
+        let (query_vector, semantic) = match embedder {
+            Some(embedder) => {
+                let vector = self.embed_query(embedder, query, &options.instruction)?;
+                let hits = self.scan(&vector, pool, &keep)?;
+                (Some(vector), hits)
+            }
+            None => (None, Vec::new()),
         };
 
         let mut ranked = match options.mode {

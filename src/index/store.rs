@@ -131,13 +131,17 @@ impl Store {
             .map_err(sql(path))
             .and_then(|s| s.check_format().map(|_| s));
         match first {
-            Ok(store) => Ok(store),
+            Ok(store) => {
+                store.map_pages()?;
+                Ok(store)
+            }
             Err(IndexError::Database { .. }) => {
                 let uri = format!("file:{}?immutable=1", path.display());
                 let conn = Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)
                     .map_err(sql(path))?;
                 let store = Self::wrap(conn, path);
                 store.check_format()?;
+                store.map_pages()?;
                 Ok(store)
             }
             Err(e) => Err(e),
@@ -188,7 +192,18 @@ impl Store {
         self.db(self.conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; \
              PRAGMA busy_timeout=5000;",
-        ))
+        ))?;
+        self.map_pages()
+    }
+
+    /// Reads the database through a memory map: the vector scan then reads every page in
+    /// place instead of copying it into SQLite's page cache first (docs/BENCHMARKS.md has the
+    /// figures). SQLite caps the map at its compile-time maximum (2 GiB); pages beyond it are
+    /// read as before.
+    fn map_pages(&self) -> Result<(), IndexError> {
+        self.db(self
+            .conn
+            .query_row("PRAGMA mmap_size = 1099511627776", [], |_| Ok(())))
     }
 
     /// The format marker and schema version, or why the file is not a usable index. A
@@ -370,29 +385,44 @@ impl Store {
             }))
     }
 
-    /// Chunks that match an FTS5 query, best first (`bm25`, negated so that higher is better),
-    /// with their file id; `keep` decides which count towards `limit`.
+    /// Chunks that match an FTS5 query, best first (`bm25`, negated so that higher is better;
+    /// equal scores by chunk id), at most `limit`. With `keep`, only the chunks whose file
+    /// id it accepts count.
     pub fn lexical(
         &self,
         fts_query: &str,
         limit: usize,
-        keep: impl Fn(i64) -> bool,
+        keep: Option<&dyn Fn(i64) -> bool>,
     ) -> Result<Vec<(i64, f32)>, IndexError> {
         // The path counts double and the identifier parts half: a whole identifier or a file
-        // name is a stronger sign than a word inside a longer name.
-        let mut stmt = self.db(self.conn.prepare_cached(
-            "SELECT f.rowid, c.file_id, bm25(chunks_fts, 2.0, 1.0, 0.5) AS score \
-             FROM chunks_fts f JOIN chunks c ON c.id = f.rowid \
-             WHERE chunks_fts MATCH ?1 ORDER BY score",
-        ))?;
-        let mut rows = self.db(stmt.query([fts_query]))?;
+        // name is a stronger sign than a word inside a longer name. The FTS table alone is
+        // ranked: joining `chunks` for every match read each matching chunk's row (text and
+        // vector) just for its file id, which cost most of a query whose words are common.
+        const RANKED: &str = "SELECT rowid, bm25(chunks_fts, 2.0, 1.0, 0.5) AS score \
+             FROM chunks_fts WHERE chunks_fts MATCH ?1 ORDER BY score, rowid";
         let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        let Some(keep) = keep else {
+            let mut stmt = self.db(self.conn.prepare_cached(&format!("{RANKED} LIMIT ?2")))?;
+            let rows = self.db(stmt.query_map(params![fts_query, limit as i64], |r| {
+                Ok((r.get::<_, i64>(0)?, -r.get::<_, f64>(1)? as f32))
+            }))?;
+            return self.db(rows.collect());
+        };
+        // Filtered: walk the ranking and look up each match's file until `limit` are kept.
+        let mut file_of = self.db(self
+            .conn
+            .prepare_cached("SELECT file_id FROM chunks WHERE id = ?1"))?;
+        let mut stmt = self.db(self.conn.prepare_cached(RANKED))?;
+        let mut rows = self.db(stmt.query([fts_query]))?;
         while out.len() < limit
             && let Some(row) = self.db(rows.next())?
         {
             let id: i64 = self.db(row.get(0))?;
-            let file_id: i64 = self.db(row.get(1))?;
-            let bm25: f64 = self.db(row.get(2))?;
+            let bm25: f64 = self.db(row.get(1))?;
+            let file_id: i64 = self.db(file_of.query_row([id], |r| r.get(0)))?;
             if keep(file_id) {
                 out.push((id, -bm25 as f32));
             }

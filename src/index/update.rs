@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use super::chunk::{Chunk, chunk_file, embedded_text};
 use super::lexical::parts_column;
 use super::store::{NewChunk, NewFile, Store, vector_blob};
-use super::walk::{SourceFile, walk};
+use super::walk::{SkipReason, SourceFile, Unreadable, walk};
 use super::{Index, IndexError, IndexOptions, UpdateEvent, UpdateReport, unix_now};
 use crate::{EmbedOptions, Embedder, Instruction, PendingEmbeddings};
 
@@ -54,8 +54,12 @@ impl Index {
             self.path.parent(),
         )
         .map_err(|e| IndexError::io(repo, e))?;
+        for u in &walked.unreadable {
+            tracing::warn!("skipped {}: {}", u.path, u.error);
+        }
         let mut report = UpdateReport {
             files: walked.files.len(),
+            unreadable: walked.unreadable.clone(),
             ..UpdateReport::default()
         };
         for (_, reason) in &walked.skipped {
@@ -67,7 +71,15 @@ impl Index {
         }
         let known = self.store.file_hashes()?;
         let rechunk = self.store.meta("chunker")?.as_deref() != Some(CHUNKER_VERSION);
-        let present: HashSet<String> = walked.files.iter().map(|f| f.path.clone()).collect();
+        let mut present: HashSet<String> = walked.files.iter().map(|f| f.path.clone()).collect();
+        // An indexed file that cannot be read now (or lies in a folder that cannot be listed)
+        // keeps its chunks: losing them would be worse than serving the last version.
+        present.extend(
+            known
+                .keys()
+                .filter(|p| walked.unreadable.iter().any(|u| kept_by(u, p)))
+                .cloned(),
+        );
         let mut changed = Vec::new();
         for file in walked.files {
             let hash = sha256_hex(file.text.as_bytes());
@@ -98,6 +110,7 @@ impl Index {
             "chunks": report.chunks,
             "reused_chunks": report.reused_chunks,
             "tokens": report.tokens,
+            "unreadable": report.unreadable.len(),
             "seconds": report.seconds,
         });
         self.store.set_meta("last_run", &run.to_string())?;
@@ -324,6 +337,18 @@ fn next_group(
 /// A symbol's words and the parts of its identifiers, for the lexical index.
 fn symbol_terms(symbol: &str) -> String {
     format!("{symbol} {}", parts_column(symbol))
+}
+
+/// Whether the indexed file `path` stays because of the unreadable path `u`: it is that file,
+/// or lies in that folder (or the root, when the path is unknown). A vanished file is gone
+/// and leaves the index.
+fn kept_by(u: &Unreadable, path: &str) -> bool {
+    u.reason == SkipReason::Unreadable
+        && (u.path.is_empty()
+            || path == u.path
+            || path
+                .strip_prefix(u.path.as_str())
+                .is_some_and(|rest| rest.starts_with('/')))
 }
 
 /// The sha256 of some bytes, in hex.

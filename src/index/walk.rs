@@ -1,5 +1,8 @@
-//! Which files of a repository get indexed, in a deterministic order.
+//! Which files of a repository get indexed, in a deterministic order. A file or folder that
+//! cannot be read (permission denied, deleted while the walk runs, a symlink loop, an I/O
+//! error) is reported and skipped: one bad file never stops the others from being indexed.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -21,6 +24,21 @@ pub enum SkipReason {
     Empty,
     /// Beyond `--limit`.
     OverLimit,
+    /// Could not be read: permission denied, an I/O error, a loop of links.
+    Unreadable,
+    /// Deleted (or moved away) between being listed and being read.
+    Vanished,
+}
+
+/// A file or folder that could not be read, and the error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unreadable {
+    /// The path relative to the repository root, `/`-separated.
+    pub path: String,
+    /// [`SkipReason::Unreadable`] or [`SkipReason::Vanished`].
+    pub reason: SkipReason,
+    /// What the operating system said.
+    pub error: String,
 }
 
 /// A file to index: its path relative to the repository (with `/`) and its text.
@@ -37,8 +55,11 @@ pub struct SourceFile {
 pub struct Walk {
     /// Files to index, in path order.
     pub files: Vec<SourceFile>,
-    /// Files left out, with why.
+    /// Files left out, with why (the unreadable ones too).
     pub skipped: Vec<(String, SkipReason)>,
+    /// Files and folders that could not be read, with the error. An indexed file under one
+    /// of these paths is kept as it was, not removed: it may be readable again next time.
+    pub unreadable: Vec<Unreadable>,
 }
 
 /// File names that are generated even though they look like source.
@@ -83,14 +104,19 @@ const GENERATED_MARKERS: &[&str] = &[
 /// `.git/info/exclude` and global excludes are honoured; hidden files and folders are skipped),
 /// minus binary, generated, empty and oversized files, sorted by path. With `limit`, only the
 /// first `limit` files of that order are kept. `exclude` (e.g. the index's own folder) is
-/// never entered.
+/// never entered. Only an unreadable `root` is an error; any other file or folder that cannot
+/// be read is listed in [`Walk::unreadable`] and skipped.
 pub fn walk(
     root: &Path,
     max_file_bytes: u64,
     limit: Option<usize>,
     exclude: Option<&Path>,
 ) -> std::io::Result<Walk> {
+    // Without this, an unreadable or missing root would look like an empty repository, and
+    // the update would remove every indexed file.
+    std::fs::read_dir(root)?;
     let mut candidates: Vec<(String, PathBuf)> = Vec::new();
+    let mut unreadable = Vec::new();
     let exclude = exclude.and_then(|e| e.canonicalize().ok());
     let walker = ignore::WalkBuilder::new(root)
         .hidden(true)
@@ -106,32 +132,90 @@ pub fn walk(
         })
         .build();
     for entry in walker {
-        let entry = entry.map_err(|e| std::io::Error::other(e.to_string()))?;
-        if !entry.file_type().is_some_and(|t| t.is_file()) {
-            continue;
+        match entry {
+            Ok(entry) => {
+                if entry.file_type().is_some_and(|t| t.is_file()) {
+                    candidates.push((relative(root, entry.path()), entry.into_path()));
+                }
+            }
+            Err(e) => unreadable.push(walk_error(root, &e)),
         }
-        let rel = entry
-            .path()
-            .strip_prefix(root)
-            .unwrap_or(entry.path())
-            .to_string_lossy()
-            .replace('\\', "/");
-        candidates.push((rel, entry.into_path()));
     }
     candidates.sort();
 
-    let mut walk = Walk::default();
+    let mut walk = Walk {
+        unreadable,
+        ..Walk::default()
+    };
     for (rel, path) in candidates {
         if limit.is_some_and(|l| walk.files.len() >= l) {
             walk.skipped.push((rel, SkipReason::OverLimit));
             continue;
         }
-        match classify(&rel, &path, max_file_bytes)? {
-            Ok(text) => walk.files.push(SourceFile { path: rel, text }),
-            Err(reason) => walk.skipped.push((rel, reason)),
+        match classify(&rel, &path, max_file_bytes) {
+            Ok(Ok(text)) => walk.files.push(SourceFile { path: rel, text }),
+            Ok(Err(reason)) => walk.skipped.push((rel, reason)),
+            Err(e) => walk.unreadable.push(Unreadable {
+                reason: io_reason(&e),
+                path: rel,
+                error: e.to_string(),
+            }),
         }
     }
+    for u in &walk.unreadable {
+        walk.skipped.push((u.path.clone(), u.reason));
+    }
     Ok(walk)
+}
+
+/// `path` relative to `root`, `/`-separated.
+fn relative(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+/// Vanished for a path that is gone, unreadable for anything else.
+fn io_reason(e: &std::io::Error) -> SkipReason {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        SkipReason::Vanished
+    } else {
+        SkipReason::Unreadable
+    }
+}
+
+/// A walker's error as an unreadable path: the folder it could not list, the link that
+/// loops, or the ignore file it could not read.
+fn walk_error(root: &Path, e: &ignore::Error) -> Unreadable {
+    fn path_and_io(e: &ignore::Error) -> (Option<&Path>, Option<&std::io::Error>) {
+        match e {
+            ignore::Error::WithPath { path, err } => (Some(path), path_and_io(err).1),
+            ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+                path_and_io(err)
+            }
+            ignore::Error::Loop { child, .. } => (Some(child), None),
+            ignore::Error::Partial(errs) => errs.first().map_or((None, None), path_and_io),
+            ignore::Error::Io(io) => (None, Some(io)),
+            _ => (None, None),
+        }
+    }
+    let (path, io) = path_and_io(e);
+    Unreadable {
+        path: path.map_or_else(String::new, |p| relative(root, p)),
+        reason: io.map_or(SkipReason::Unreadable, io_reason),
+        error: e.to_string(),
+    }
+}
+
+/// A file's bytes, or `None` when it holds more than `max` bytes. It reads at most one byte
+/// past the cap, so a file that grew after its size was taken is never read whole.
+fn read_capped(path: &Path, max: u64) -> std::io::Result<Option<Vec<u8>>> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(max.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= max).then_some(bytes))
 }
 
 /// Reads a file, or says why it is not indexed.
@@ -148,7 +232,9 @@ fn classify(
     if GENERATED_NAMES.contains(&name) || GENERATED_SUFFIXES.iter().any(|s| name.ends_with(s)) {
         return Ok(Err(SkipReason::Generated));
     }
-    let bytes = std::fs::read(path)?;
+    let Some(bytes) = read_capped(path, max_file_bytes)? else {
+        return Ok(Err(SkipReason::TooLarge));
+    };
     if bytes[..bytes.len().min(8192)].contains(&0) {
         return Ok(Err(SkipReason::Binary));
     }
@@ -168,4 +254,39 @@ fn classify(
         return Ok(Err(SkipReason::Generated));
     }
     Ok(Ok(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_gone_before_it_is_read_is_vanished_not_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().join("gone.rs");
+        let e = classify("gone.rs", &gone, 1 << 20).unwrap_err();
+        assert_eq!(io_reason(&e), SkipReason::Vanished);
+        // A folder is no file: reading it fails, and that is unreadable.
+        let e = classify("d", dir.path(), 1 << 20).unwrap_err();
+        assert_eq!(io_reason(&e), SkipReason::Unreadable, "{e}");
+    }
+
+    #[test]
+    fn a_file_is_never_read_past_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("big.txt");
+        std::fs::write(&file, "x".repeat(100)).unwrap();
+        assert_eq!(read_capped(&file, 99).unwrap(), None);
+        assert_eq!(read_capped(&file, 100).unwrap().unwrap().len(), 100);
+        assert_eq!(
+            classify("big.txt", &file, 99).unwrap(),
+            Err(SkipReason::TooLarge)
+        );
+    }
+
+    #[test]
+    fn a_missing_root_is_an_error_not_an_empty_repository() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(walk(&dir.path().join("nope"), 1 << 20, None, None).is_err());
+    }
 }

@@ -3,6 +3,7 @@
 //! update would look at, and delivered as batches. Nothing runs while nothing changes.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::Duration;
 
@@ -21,8 +22,21 @@ pub struct Changes {
     rx: Receiver<DebounceEventResult>,
     _debouncer: Debouncer<RecommendedWatcher>,
     root: PathBuf,
-    ignore: Gitignore,
+    /// The top-level ignore files' rules, read again whenever one of them changes.
+    ignore: Mutex<Gitignore>,
     index: Option<PathBuf>,
+}
+
+/// The ignore files an update honours in every folder.
+const IGNORE_FILES: [&str; 2] = [".gitignore", ".ignore"];
+
+/// The rules of the ignore files at the top of `root`.
+fn top_level_rules(root: &Path) -> Gitignore {
+    let mut builder = GitignoreBuilder::new(root);
+    for name in IGNORE_FILES {
+        let _ = builder.add(root.join(name));
+    }
+    builder.build().unwrap_or_else(|_| Gitignore::empty())
 }
 
 impl std::fmt::Debug for Changes {
@@ -49,12 +63,9 @@ impl Changes {
             .watch(&root, RecursiveMode::Recursive)
             .map_err(|e| watch_error(&root, e))?;
         // The top-level ignore files: paths they ignore never trigger an update (an update
-        // itself honours every ignore file; this only saves passes that would find nothing).
-        let mut builder = GitignoreBuilder::new(&root);
-        for name in [".gitignore", ".ignore"] {
-            let _ = builder.add(root.join(name));
-        }
-        let ignore = builder.build().unwrap_or_else(|_| Gitignore::empty());
+        // itself honours every ignore file, nested ones too; this only saves passes that
+        // would find nothing, such as a build writing into `target/`).
+        let ignore = Mutex::new(top_level_rules(&root));
         let index = index.map(|i| {
             i.parent()
                 .and_then(|d| std::fs::canonicalize(d).ok())
@@ -95,11 +106,21 @@ impl Changes {
 
     fn relevant(&self, batch: DebounceEventResult) -> Result<usize, IndexError> {
         let events = batch.map_err(|e| watch_error(&self.root, e))?;
+        let top_rules_changed = events.iter().any(|e| {
+            e.path.parent() == Some(self.root.as_path())
+                && e.path
+                    .file_name()
+                    .is_some_and(|n| IGNORE_FILES.iter().any(|f| n.to_str() == Some(f)))
+        });
+        if top_rules_changed {
+            *self.ignore.lock().unwrap_or_else(|e| e.into_inner()) = top_level_rules(&self.root);
+        }
         Ok(events.iter().filter(|e| self.is_relevant(&e.path)).count())
     }
 
     /// Whether a change at `path` can matter to an update: inside the repository, not in a
-    /// hidden folder or file (`.git`, `.gguf-embed`), not the index, not ignored at the top.
+    /// hidden folder or file (`.git`, `.gguf-embed`) except an ignore file (its rules change
+    /// what is indexed), not the index, not ignored at the top.
     fn is_relevant(&self, path: &Path) -> bool {
         if let Some(index) = &self.index
             && path
@@ -111,15 +132,23 @@ impl Changes {
         let Ok(rel) = path.strip_prefix(&self.root) else {
             return false;
         };
-        if rel
-            .components()
-            .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
-        {
-            return false;
+        let names: Vec<_> = rel.components().map(|c| c.as_os_str()).collect();
+        let hidden = |n: &&std::ffi::OsStr| n.to_string_lossy().starts_with('.');
+        match names.split_last() {
+            None => return false,
+            Some((last, folders)) => {
+                if folders.iter().any(hidden)
+                    || (hidden(last) && !IGNORE_FILES.iter().any(|f| last.to_str() == Some(f)))
+                {
+                    return false;
+                }
+            }
         }
         let is_dir = path.is_dir();
         !self
             .ignore
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
             .matched_path_or_any_parents(rel, is_dir)
             .is_ignore()
     }
@@ -157,6 +186,27 @@ mod tests {
         assert!(n >= 50, "{n}");
         assert!(!changes.is_relevant(&changes.root.join("target/out.o")));
         assert!(!changes.is_relevant(&changes.root.join(".git/HEAD")));
+        assert!(!changes.is_relevant(&changes.root.join(".git/.gitignore")));
+        assert!(!changes.is_relevant(&changes.root.join("src/.hidden.rs")));
         assert!(changes.is_relevant(&changes.root.join("src/a.rs")));
+        assert!(changes.is_relevant(&changes.root.join("src/.gitignore")));
+        assert!(changes.is_relevant(&changes.root.join(".ignore")));
+        assert!(!changes.is_relevant(&changes.root.join("target/x.rs")));
+    }
+
+    #[test]
+    fn the_top_level_rules_are_read_again_when_they_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join(".gitignore"), "gen/\n").unwrap();
+        let changes = Changes::watch(root, None, Duration::from_millis(100)).unwrap();
+        assert!(!changes.is_relevant(&changes.root.join("gen/a.rs")));
+        std::fs::write(root.join(".gitignore"), "other/\n").unwrap();
+        changes
+            .next_batch(Duration::from_millis(300))
+            .unwrap()
+            .unwrap();
+        assert!(changes.is_relevant(&changes.root.join("gen/a.rs")));
+        assert!(!changes.is_relevant(&changes.root.join("other/a.rs")));
     }
 }

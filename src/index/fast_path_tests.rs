@@ -1,0 +1,155 @@
+//! The fast search paths return exactly what a straightforward reference returns: every
+//! match scored, joined with its chunk, sorted (score, then id) and cut in Rust.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::lexical::fts_query;
+use super::store::{NewChunk, NewFile, Store, vector_blob};
+
+const WORDS: &[&str] = &[
+    "load", "config", "parse", "header", "retry", "token", "cache", "index", "path", "error",
+    "buffer", "stream", "request", "client", "server", "model", "vector", "chunk", "query",
+];
+
+/// A deterministic pseudo-random sequence.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn word(&mut self) -> &'static str {
+        WORDS[(self.next() % WORDS.len() as u64) as usize]
+    }
+}
+
+/// An index of `files` files with five chunks each: generated code, some chunks repeated
+/// word for word in other files (equal scores), and random unit vectors of `dims`.
+fn fill(path: &Path, files: usize, dims: usize) -> Store {
+    let store = Store::create(path).unwrap();
+    let mut rng = Rng(0x9e3779b97f4a7c15);
+    // Per file: its path and its chunks' (text, parts, vector bytes).
+    type Chunks = Vec<(String, String, Vec<u8>)>;
+    let mut rows: Vec<(String, Chunks)> = Vec::new();
+    for f in 0..files {
+        let path = format!("src/{}/{}_{f}.rs", rng.word(), rng.word());
+        let chunks = (0..5)
+            .map(|c| {
+                let text = if c == 0 {
+                    // The same text in every file: ties in lexical search.
+                    "fn shared() { load(config) }\n".to_string()
+                } else {
+                    (0..6)
+                        .map(|_| format!("let {}_{} = {}();\n", rng.word(), rng.word(), rng.word()))
+                        .collect()
+                };
+                let mut v: Vec<f32> = (0..dims)
+                    .map(|_| (rng.next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
+                    .collect();
+                crate::vector::l2_normalize(&mut v);
+                let parts = super::lexical::parts_column(&text);
+                (text, parts, vector_blob(&v))
+            })
+            .collect();
+        rows.push((path, chunks));
+    }
+    let hashes: Vec<Vec<String>> = rows
+        .iter()
+        .enumerate()
+        .map(|(f, (_, cs))| (0..cs.len()).map(|c| format!("{f}-{c}")).collect())
+        .collect();
+    let new: Vec<NewFile<'_>> = rows
+        .iter()
+        .zip(&hashes)
+        .map(|((path, chunks), hashes)| NewFile {
+            path,
+            sha256: "",
+            bytes: 0,
+            chunks: chunks
+                .iter()
+                .zip(hashes)
+                .enumerate()
+                .map(|(c, ((text, parts, vector), hash))| NewChunk {
+                    start_line: c * 10 + 1,
+                    end_line: c * 10 + 10,
+                    symbol: None,
+                    kind: None,
+                    text_hash: hash,
+                    tokens: 10,
+                    text,
+                    parts,
+                    vector,
+                })
+                .collect(),
+        })
+        .collect();
+    store.write_files(&new, 0).unwrap();
+    store
+}
+
+/// Every match of `query` with its file, scored by the same bm25 weights, best first, equal
+/// scores by id; only files `keep` accepts; the first `limit`.
+fn reference_lexical(
+    db: &Path,
+    query: &str,
+    limit: usize,
+    keep: &dyn Fn(i64) -> bool,
+) -> Vec<(i64, f32)> {
+    let conn = Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT f.rowid, c.file_id, bm25(chunks_fts, 2.0, 1.0, 0.5) FROM chunks_fts f \
+             JOIN chunks c ON c.id = f.rowid WHERE chunks_fts MATCH ?1",
+        )
+        .unwrap();
+    let mut all: Vec<(i64, i64, f64)> = stmt
+        .query_map([query], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    all.sort_by(|a, b| a.2.total_cmp(&b.2).then(a.0.cmp(&b.0)));
+    all.into_iter()
+        .filter(|&(_, file, _)| keep(file))
+        .take(limit)
+        .map(|(id, _, bm25)| (id, -bm25 as f32))
+        .collect()
+}
+
+#[test]
+fn lexical_search_equals_the_reference_with_and_without_a_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("index.sqlite");
+    let store = fill(&db, 300, 16);
+    let even = |file: i64| file % 2 == 0;
+    let few: HashSet<i64> = [3, 77, 150, 299].into();
+    let rare = |file: i64| few.contains(&file);
+    let mut ties_seen = false;
+    for text in [
+        "load config",
+        "shared",
+        "parseHeader retry_token",
+        "where do we cache the request",
+        "vector",
+        "no_such_word",
+    ] {
+        let q = fts_query(text).unwrap();
+        for limit in [0, 1, 10, 30, 5000] {
+            let fast = store.lexical(&q, limit, None).unwrap();
+            let want = reference_lexical(&db, &q, limit, &|_| true);
+            assert_eq!(fast, want, "{text:?}, limit {limit}");
+            ties_seen |= fast.windows(2).any(|w| w[0].1 == w[1].1);
+            for keep in [&even as &dyn Fn(i64) -> bool, &rare] {
+                let fast = store.lexical(&q, limit, Some(keep)).unwrap();
+                assert_eq!(fast, reference_lexical(&db, &q, limit, keep), "{text:?}");
+            }
+        }
+    }
+    assert!(ties_seen, "the data should hold equal scores");
+}
