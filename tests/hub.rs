@@ -251,6 +251,54 @@ fn a_dropped_connection_resumes_where_it_stopped() {
 }
 
 #[test]
+fn a_connection_that_keeps_breaking_is_a_clear_error_and_the_next_pull_resumes() {
+    let s = Setup::new();
+    let piece = 64 * 1024;
+    s.hub.set_behaviour(Behaviour {
+        drop_every: Some(piece),
+        ..Behaviour::default()
+    });
+    let out = s.run(&["-m", &spec(), "hello"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("was interrupted and did not resume after 4 attempts")
+            && err.contains(&format!(
+                "the {} of {} bytes received are kept",
+                4 * piece,
+                s.file.content.len()
+            ))
+            && err.contains("try again"),
+        "{err}"
+    );
+    // Nothing looks complete: no blob, no snapshot link; the bytes wait in the partial file.
+    let blobs = s.repo_dir().join("blobs");
+    assert!(!blobs.join(&s.file.sha256).exists());
+    assert!(
+        !s.repo_dir().join("snapshots").exists()
+            || walk(&s.repo_dir().join("snapshots")).is_empty()
+    );
+    let partial = blobs.join(format!("{}.incomplete", s.file.sha256));
+    assert_eq!(std::fs::metadata(&partial).unwrap().len(), 4 * piece as u64);
+    let offline = s.run(&["--offline", "-m", &spec(), "hello"]);
+    assert!(
+        stderr(&offline).contains("is not in the model cache"),
+        "{}",
+        stderr(&offline)
+    );
+
+    // The connection is fixed: the next run resumes and embeds.
+    s.hub.set_behaviour(Behaviour::default());
+    let resumed = first_vector(&s.run(&["-m", &spec(), "hello"]));
+    let local = first_vector(&s.run(&["-m", q8_model().to_str().unwrap(), "hello"]));
+    assert_eq!(resumed, local);
+    let last = s.hub.content_requests().pop().unwrap();
+    assert_eq!(last.range_start, Some(4 * piece as u64));
+    assert_eq!(s.hub.body_bytes(), s.file.content.len() as u64);
+    assert!(no_partial_files(&s.cache_dir()));
+}
+
+#[test]
 fn a_partial_download_left_by_a_killed_process_is_resumed() {
     let s = Setup::new();
     let blobs = s.repo_dir().join("blobs");

@@ -143,7 +143,9 @@ fn download(
             Ok(()) => {}
             Err(Failure::Disk(e)) => return Err(disk_error(&partial_path, e)),
             Err(Failure::Fatal(e)) => return Err(e),
-            Err(Failure::Network(e)) if attempt >= ATTEMPTS => return Err(e),
+            Err(Failure::Network(e)) if attempt >= ATTEMPTS => {
+                return Err(gave_up(file, e, done, meta.size));
+            }
             Err(Failure::Network(e)) => {
                 tracing::warn!("{e}; resuming at byte {done} (attempt {})", attempt + 1);
                 std::thread::sleep(Duration::from_millis(250 * u64::from(attempt)));
@@ -261,6 +263,15 @@ fn receive(
         ))));
     }
     Ok(())
+}
+
+/// The connection kept failing: what happened, what was kept, and what to do.
+fn gave_up(file: &HubFile, last: HubError, done: u64, size: u64) -> HubError {
+    HubError::Network(format!(
+        "the download of {file} was interrupted and did not resume after {ATTEMPTS} \
+         attempts ({last}); the {done} of {size} bytes received are kept in the cache and the \
+         next download resumes from them: check the network connection and try again"
+    ))
 }
 
 /// The caller's progress callback asked to stop.

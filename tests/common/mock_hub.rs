@@ -43,6 +43,9 @@ pub struct Behaviour {
     pub corrupt: bool,
     /// Close the connection after this many body bytes, once.
     pub drop_after: Option<usize>,
+    /// Close every content connection after this many body bytes (a connection that keeps
+    /// breaking).
+    pub drop_every: Option<usize>,
     /// Answer 401 unless `Authorization: Bearer <token>` is sent.
     pub require_token: Option<String>,
     /// Sleep this long per 64 KiB sent.
@@ -287,6 +290,8 @@ fn serve_content(
     }
     let limit = if drop_now {
         behaviour.drop_after.unwrap().min(body.len())
+    } else if let Some(every) = behaviour.drop_every {
+        every.min(body.len())
     } else {
         body.len()
     };

@@ -2,6 +2,8 @@
 //! include/gguf_embed.h and the cdylib, then run on the committed fixture model. Their
 //! vectors must be the CLI's; bad arguments must come back as status codes with messages.
 
+#[path = "../../../tests/common/mock_hub.rs"]
+mod mock_hub;
 #[path = "../../../tests/common/workspace.rs"]
 mod workspace;
 
@@ -83,6 +85,24 @@ fn c_vectors(
     task: i32,
     dim: usize,
 ) -> Vec<(u64, Vec<f32>)> {
+    let out = run_embed(Command::new(exe), &f32_model(), dir, texts, task, dim);
+    assert!(
+        out.status.success(),
+        "the C program failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    parse_c_vectors(&out)
+}
+
+/// Runs the C embed program (`command`, with its environment) on `model` and `texts`.
+fn run_embed(
+    mut command: Command,
+    model: &Path,
+    dir: &Path,
+    texts: &[String],
+    task: i32,
+    dim: usize,
+) -> std::process::Output {
     let mut records = Vec::new();
     for t in texts {
         records.extend_from_slice(format!("{}\n", t.len()).as_bytes());
@@ -91,19 +111,18 @@ fn c_vectors(
     }
     let file = dir.join("texts.bin");
     std::fs::write(&file, records).unwrap();
-    let out = Command::new(exe)
-        .arg(f32_model())
+    command
+        .arg(model)
         .arg(&file)
         .arg(task.to_string())
         .arg(dim.to_string())
         .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the C program failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
+        .unwrap()
+}
+
+/// The C embed program's output: (tokens, vector) per text.
+fn parse_c_vectors(out: &std::process::Output) -> Vec<(u64, Vec<f32>)> {
+    String::from_utf8(out.stdout.clone())
         .unwrap()
         .lines()
         .map(|line| {
@@ -238,4 +257,80 @@ fn run_faults(linking: Linking) {
         );
     }
     assert!(stdout.ends_with("done\n"), "{stdout}");
+}
+
+/// An interrupted download through the C API: a local stand-in for the Hub (HF_ENDPOINT)
+/// whose every content response breaks off after 64 KiB. The C program gets
+/// `GGUF_EMBED_STATUS_DOWNLOAD` with a message that says what happened and what to do, the
+/// cache holds no file that passes for the model, and once the connection is fixed the next
+/// load resumes and gives the local file's vectors.
+#[test]
+fn c_program_gets_a_download_error_for_an_interrupted_download_and_the_next_load_resumes() {
+    use mock_hub::{Behaviour, MockFile, MockHub};
+
+    const REPO: &str = "test-org/tiny-qwen3-GGUF";
+    const FILE: &str = "tiny-qwen3-embedding-f32.gguf";
+    const PIECE: usize = 64 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let exe = compile("embed", dir.path(), Linking::Shared);
+    let hub = MockHub::start();
+    let file = MockFile::new(std::fs::read(f32_model()).unwrap(), 0xab);
+    hub.add(REPO, FILE, file.clone());
+    let command = || {
+        let mut c = Command::new(&exe);
+        c.env("HF_HOME", home.path())
+            .env("HF_ENDPOINT", &hub.endpoint)
+            .env("GGUF_EMBED_CACHE", home.path().join("gguf-embed"))
+            .env_remove("HF_HUB_CACHE")
+            .env_remove("HF_HUB_OFFLINE")
+            .env_remove("HF_TOKEN");
+        c
+    };
+    let spec = PathBuf::from(format!("hf:{REPO}/{FILE}"));
+    let texts: Vec<String> = reference_texts().into_iter().take(4).collect();
+
+    hub.set_behaviour(Behaviour {
+        drop_every: Some(PIECE),
+        ..Behaviour::default()
+    });
+    let out = run_embed(command(), &spec, dir.path(), &texts, 0, 0);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("gguf_embed_embedder_new failed (status 6)"),
+        "not GGUF_EMBED_STATUS_DOWNLOAD: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "the download of hf:{REPO}/{FILE} was interrupted and did not resume after 4 attempts"
+        )) && stderr.contains(&format!(
+            "the {} of {} bytes received are kept",
+            4 * PIECE,
+            file.content.len()
+        )) && stderr.contains("check the network connection and try again"),
+        "{stderr}"
+    );
+    let blobs = home
+        .path()
+        .join("hub/models--test-org--tiny-qwen3-GGUF/blobs");
+    assert!(!blobs.join(&file.sha256).exists());
+    let partial = blobs.join(format!("{}.incomplete", file.sha256));
+    assert_eq!(std::fs::metadata(&partial).unwrap().len(), 4 * PIECE as u64);
+
+    hub.set_behaviour(Behaviour::default());
+    let out = run_embed(command(), &spec, dir.path(), &texts, 0, 0);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = hub.content_requests().pop().unwrap();
+    assert_eq!(last.range_start, Some(4 * PIECE as u64));
+    assert_eq!(hub.body_bytes(), file.content.len() as u64);
+    assert!(!partial.exists());
+    assert_eq!(
+        parse_c_vectors(&out),
+        c_vectors(&exe, dir.path(), &texts, 0, 0)
+    );
 }

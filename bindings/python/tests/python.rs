@@ -134,3 +134,8 @@ fn python_package_matches_the_cli_and_handles_bad_input() {
 fn ray_example_embeds_a_corpus_once_on_two_local_workers() {
     pytest("test_ray_corpus.py", &["ray[data]>=2.40", "pyarrow>=14"]);
 }
+
+#[test]
+fn an_interrupted_download_is_a_model_error_and_the_next_load_resumes() {
+    pytest("test_download.py", &[]);
+}
