@@ -2,6 +2,7 @@
 //! events (inotify, FSEvents, ...) through `notify`, debounced, filtered to the files an
 //! update would look at, and delivered as batches. Nothing runs while nothing changes.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
@@ -22,13 +23,40 @@ pub struct Changes {
     rx: Receiver<DebounceEventResult>,
     _debouncer: Debouncer<RecommendedWatcher>,
     root: PathBuf,
-    /// The top-level ignore files' rules, read again whenever one of them changes.
-    ignore: Mutex<Gitignore>,
+    /// The top-level ignore files' rules, read again whenever one of them changes, and the
+    /// files' stamps when they were read.
+    ignore: Mutex<(Gitignore, Stamps)>,
+    /// Each path's size and modification time when an event last named it (`None`: gone).
+    /// notify reports opens too, so reading a file is an event: an update's own reads, or a
+    /// build tool's, would otherwise wake the watcher for a pass that finds nothing, forever.
+    seen: Mutex<HashMap<PathBuf, Option<Stamp>>>,
     index: Option<PathBuf>,
 }
 
 /// The ignore files an update honours in every folder.
 const IGNORE_FILES: [&str; 2] = [".gitignore", ".ignore"];
+
+/// A file's size and modification time.
+type Stamp = (u64, std::time::SystemTime);
+
+/// The size and modification time of each top-level ignore file (`None`: absent).
+type Stamps = Vec<Option<Stamp>>;
+
+/// A path's stamp from its metadata (no open: that would be an event of its own).
+fn stamp(path: &Path) -> Option<Stamp> {
+    let m = std::fs::symlink_metadata(path).ok()?;
+    Some((m.len(), m.modified().ok()?))
+}
+
+/// The top-level ignore files' stamps, from their metadata alone: reading a file is itself an
+/// event the watcher reports (notify watches opens), so the rules are read again only when a
+/// stamp changed, or every read would wake the watcher for another.
+fn stamps(root: &Path) -> Stamps {
+    IGNORE_FILES
+        .iter()
+        .map(|name| stamp(&root.join(name)))
+        .collect()
+}
 
 /// The rules of the ignore files at the top of `root`.
 fn top_level_rules(root: &Path) -> Gitignore {
@@ -65,7 +93,7 @@ impl Changes {
         // The top-level ignore files: paths they ignore never trigger an update (an update
         // itself honours every ignore file, nested ones too; this only saves passes that
         // would find nothing, such as a build writing into `target/`).
-        let ignore = Mutex::new(top_level_rules(&root));
+        let ignore = Mutex::new((top_level_rules(&root), stamps(&root)));
         let index = index.map(|i| {
             i.parent()
                 .and_then(|d| std::fs::canonicalize(d).ok())
@@ -77,6 +105,7 @@ impl Changes {
             _debouncer: debouncer,
             root,
             ignore,
+            seen: Mutex::new(HashMap::new()),
             index,
         })
     }
@@ -113,9 +142,24 @@ impl Changes {
                     .is_some_and(|n| IGNORE_FILES.iter().any(|f| n.to_str() == Some(f)))
         });
         if top_rules_changed {
-            *self.ignore.lock().unwrap_or_else(|e| e.into_inner()) = top_level_rules(&self.root);
+            let now = stamps(&self.root);
+            let mut ignore = self.ignore.lock().unwrap_or_else(|e| e.into_inner());
+            if ignore.1 != now {
+                *ignore = (top_level_rules(&self.root), now);
+            }
         }
-        Ok(events.iter().filter(|e| self.is_relevant(&e.path)).count())
+        Ok(events
+            .iter()
+            .filter(|e| self.is_relevant(&e.path) && self.stamp_changed(&e.path))
+            .count())
+    }
+
+    /// Whether `path` changed since an event last named it: a path seen for the first time
+    /// counts as changed; an event that left size and time as they were is a read.
+    fn stamp_changed(&self, path: &Path) -> bool {
+        let now = stamp(path);
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.insert(path.to_path_buf(), now) != Some(now)
     }
 
     /// Whether a change at `path` can matter to an update: inside the repository, not in a
@@ -149,6 +193,7 @@ impl Changes {
             .ignore
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .0
             .matched_path_or_any_parents(rel, is_dir)
             .is_ignore()
     }
