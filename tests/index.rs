@@ -261,9 +261,12 @@ fn searching_for_a_chunks_own_text_finds_it_first_with_json_output() {
 fn a_killed_run_leaves_a_usable_index_and_the_next_run_finishes_it() {
     let repo = tempfile::tempdir().unwrap();
     for i in 0..600 {
-        let body: String = (0..12)
-            .map(|l| format!("fn item_{i}_{l}() -> usize {{ {i} * {l} }}\n"))
+        // One function per file: chunks follow definitions, and this test needs many files,
+        // not many chunks (twelve one-line functions would be twelve chunks per file).
+        let lines: String = (0..12)
+            .map(|l| format!("    let item_{i}_{l} = {i} * {l};\n"))
             .collect();
+        let body = format!("fn items_{i}() -> usize {{\n{lines}    item_{i}_0\n}}\n");
         let path = repo.path().join(format!("m{:02}/file_{i:04}.rs", i % 17));
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, body).unwrap();

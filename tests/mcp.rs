@@ -80,9 +80,12 @@ asyncio.run(main())
 fn repo_with_planted_definition(files: usize) -> tempfile::TempDir {
     let repo = tempfile::tempdir().unwrap();
     for i in 0..files {
-        let body: String = (0..12)
-            .map(|l| format!("fn item_{i}_{l}() -> usize {{ {i} * {l} }}\n"))
+        // One function per file: chunks follow definitions, and this test needs many files,
+        // not many chunks (twelve one-line functions would be twelve chunks per file).
+        let lines: String = (0..12)
+            .map(|l| format!("    let item_{i}_{l} = {i} * {l};\n"))
             .collect();
+        let body = format!("fn items_{i}() -> usize {{\n{lines}    item_{i}_0\n}}\n");
         let path = repo.path().join(format!("m{:02}/file_{i:04}.rs", i % 17));
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, body).unwrap();
