@@ -259,7 +259,6 @@ fn searching_for_a_chunks_own_text_finds_it_first_with_json_output() {
 }
 
 #[test]
-#[ignore = "since chunks follow the code (one per function), this run takes minutes and its rerun's file count failed once on a loaded machine: to investigate (closing note, issue 12)"]
 fn a_killed_run_leaves_a_usable_index_and_the_next_run_finishes_it() {
     let repo = tempfile::tempdir().unwrap();
     numbered_files(repo.path(), 600);

@@ -21,9 +21,12 @@ fn write(root: &Path, rel: &str, text: &str) {
 }
 
 fn file_text(i: usize, version: usize) -> String {
-    (0..6)
-        .map(|l| format!("fn f_{i}_{l}() -> usize {{ {i} + {l} * {version} }}\n"))
-        .collect()
+    // One function of six statements: chunks follow definitions, and this test needs many
+    // files, not many chunks (six one-line functions would be six chunks per file).
+    let lines: String = (0..6)
+        .map(|l| format!("    let a_{l} = {i} + {l} * {version};\n"))
+        .collect();
+    format!("fn f_{i}() -> usize {{\n{lines}    a_0 + a_5\n}}\n")
 }
 
 /// Every file of the tree (all are indexable here) with its sha256, in path order.

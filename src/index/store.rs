@@ -296,6 +296,13 @@ impl Store {
         self.db(rows.collect())
     }
 
+    /// Marks every indexed file as changed (its hash forgotten), so that the next updates
+    /// chunk it again; its chunks and their vectors stay for reuse until then.
+    pub fn forget_file_hashes(&self) -> Result<(), IndexError> {
+        self.db(self.conn.execute("UPDATE files SET sha256 = ''", []))?;
+        Ok(())
+    }
+
     /// Every file's id and path.
     pub fn file_paths(&self) -> Result<Vec<(i64, String)>, IndexError> {
         let mut stmt = self.db(self.conn.prepare("SELECT id, path FROM files"))?;

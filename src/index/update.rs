@@ -17,11 +17,16 @@ use crate::{EmbedOptions, Embedder, Instruction, PendingEmbeddings};
 /// What the chunks of an index were cut by; bumped when chunk boundaries change (2: at
 /// definitions, by tree-sitter). An index chunked by another version re-chunks every file on
 /// its next update (chunks whose text is unchanged keep their vectors), so that it never
-/// mixes two ways of cutting.
+/// mixes two ways of cutting for long.
 pub(super) const CHUNKER_VERSION: &str = "2";
 
-/// Files per write transaction at most; a group also ends at `GROUP_TOKENS`.
+/// Files per write transaction at most; a group also ends at `GROUP_TOKENS` or
+/// `GROUP_CHUNKS`.
 const GROUP_FILES: usize = 64;
+/// Chunks per group at most: files of many small definitions make many small chunks, and a
+/// group is committed only when all of them are embedded (one text per decode on the CPU).
+/// 128 is what `GROUP_TOKENS` allows at the default budget; smaller budgets get no more.
+const GROUP_CHUNKS: usize = 128;
 /// Tokens per group of files embedded together (enough to keep the engine's decodes full).
 const GROUP_TOKENS: usize = 16_384;
 
@@ -69,8 +74,13 @@ impl Index {
                 .unwrap_or_default();
             *report.skipped.entry(key).or_default() += 1;
         }
+        if self.store.meta("chunker")?.as_deref() != Some(CHUNKER_VERSION) {
+            // Chunked another way (or new): every file is chunked again, by this run or, if it
+            // is killed, the next (the forgotten hashes say which files are still to do).
+            self.store.forget_file_hashes()?;
+            self.store.set_meta("chunker", CHUNKER_VERSION)?;
+        }
         let known = self.store.file_hashes()?;
-        let rechunk = self.store.meta("chunker")?.as_deref() != Some(CHUNKER_VERSION);
         let mut present: HashSet<String> = walked.files.iter().map(|f| f.path.clone()).collect();
         // An indexed file that cannot be read now (or lies in a folder that cannot be listed)
         // keeps its chunks: losing them would be worse than serving the last version.
@@ -83,7 +93,7 @@ impl Index {
         let mut changed = Vec::new();
         for file in walked.files {
             let hash = sha256_hex(file.text.as_bytes());
-            if !rechunk && known.get(&file.path) == Some(&hash) {
+            if known.get(&file.path) == Some(&hash) {
                 report.unchanged_files += 1;
             } else {
                 changed.push((file, hash));
@@ -96,10 +106,6 @@ impl Index {
         // Removed last, so that a moved or renamed file finds its chunks' vectors under the
         // old path.
         report.removed_files = self.remove_absent(&present, &known)?;
-        if rechunk {
-            // Only now: a run killed before this point re-chunks again next time.
-            self.store.set_meta("chunker", CHUNKER_VERSION)?;
-        }
         report.seconds = started.elapsed().as_secs_f64();
         let run = serde_json::json!({
             "finished_at": unix_now(),
@@ -302,13 +308,14 @@ fn next_group(
         to_embed: Vec::new(),
         reused: 0,
     };
-    let mut tokens = 0;
-    while group.files.len() < GROUP_FILES && tokens < GROUP_TOKENS {
+    let (mut tokens, mut chunk_count) = (0, 0);
+    while group.files.len() < GROUP_FILES && tokens < GROUP_TOKENS && chunk_count < GROUP_CHUNKS {
         let Some((file, sha256)) = files.next() else {
             break;
         };
         let chunks = chunk_file(&file.path, &file.text, chunk_tokens, count);
         tokens += chunks.len() * chunk_tokens / 2;
+        chunk_count += chunks.len();
         let path_parts = parts_column(&file.path);
         group.files.push(PreparedFile {
             bytes: file.text.len(),

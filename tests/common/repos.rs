@@ -2,13 +2,16 @@
 
 use std::path::Path;
 
-/// Writes `files` small Rust files of twelve one-line functions each, spread over 17 folders
-/// (`m00/file_0000.rs` ...): enough files that an update takes a while.
+/// Writes `files` small Rust files of one twelve-line function each, spread over 17 folders
+/// (`m00/file_0000.rs` ...): enough files that an update takes a while. One function per
+/// file: chunks follow definitions, and these tests need many files, not many chunks (twelve
+/// one-line functions would be twelve chunks, and twelve decodes, per file).
 pub fn numbered_files(root: &Path, files: usize) {
     for i in 0..files {
-        let body: String = (0..12)
-            .map(|l| format!("fn item_{i}_{l}() -> usize {{ {i} * {l} }}\n"))
+        let lines: String = (0..12)
+            .map(|l| format!("    let item_{i}_{l} = {i} * {l};\n"))
             .collect();
+        let body = format!("fn items_{i}() -> usize {{\n{lines}    item_{i}_0\n}}\n");
         let path = root.join(format!("m{:02}/file_{i:04}.rs", i % 17));
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, body).unwrap();
