@@ -23,9 +23,8 @@ pub struct Changes {
     rx: Receiver<DebounceEventResult>,
     _debouncer: Debouncer<RecommendedWatcher>,
     root: PathBuf,
-    /// The top-level ignore files' rules, read again whenever one of them changes, and the
-    /// files' stamps when they were read.
-    ignore: Mutex<(Gitignore, Stamps)>,
+    /// The top-level ignore files' rules, read again whenever one of them changes.
+    ignore: Mutex<Gitignore>,
     /// Each path's size and modification time when an event last named it (`None`: gone).
     /// notify reports opens too, so reading a file is an event: an update's own reads, or a
     /// build tool's, would otherwise wake the watcher for a pass that finds nothing, forever.
@@ -39,23 +38,10 @@ const IGNORE_FILES: [&str; 2] = [".gitignore", ".ignore"];
 /// A file's size and modification time.
 type Stamp = (u64, std::time::SystemTime);
 
-/// The size and modification time of each top-level ignore file (`None`: absent).
-type Stamps = Vec<Option<Stamp>>;
-
 /// A path's stamp from its metadata (no open: that would be an event of its own).
 fn stamp(path: &Path) -> Option<Stamp> {
     let m = std::fs::symlink_metadata(path).ok()?;
     Some((m.len(), m.modified().ok()?))
-}
-
-/// The top-level ignore files' stamps, from their metadata alone: reading a file is itself an
-/// event the watcher reports (notify watches opens), so the rules are read again only when a
-/// stamp changed, or every read would wake the watcher for another.
-fn stamps(root: &Path) -> Stamps {
-    IGNORE_FILES
-        .iter()
-        .map(|name| stamp(&root.join(name)))
-        .collect()
 }
 
 /// The rules of the ignore files at the top of `root`.
@@ -93,7 +79,7 @@ impl Changes {
         // The top-level ignore files: paths they ignore never trigger an update (an update
         // itself honours every ignore file, nested ones too; this only saves passes that
         // would find nothing, such as a build writing into `target/`).
-        let ignore = Mutex::new((top_level_rules(&root), stamps(&root)));
+        let ignore = Mutex::new(top_level_rules(&root));
         let index = index.map(|i| {
             i.parent()
                 .and_then(|d| std::fs::canonicalize(d).ok())
@@ -133,25 +119,36 @@ impl Changes {
         }
     }
 
+    /// How many paths of a batch changed in a way an update would see. A change to a
+    /// top-level ignore file reads its rules again first (reading it is an event too, which
+    /// [`stamp_changed`](Self::stamp_changed) then tells from a change).
     fn relevant(&self, batch: DebounceEventResult) -> Result<usize, IndexError> {
         let events = batch.map_err(|e| watch_error(&self.root, e))?;
-        let top_rules_changed = events.iter().any(|e| {
-            e.path.parent() == Some(self.root.as_path())
-                && e.path
-                    .file_name()
-                    .is_some_and(|n| IGNORE_FILES.iter().any(|f| n.to_str() == Some(f)))
-        });
-        if top_rules_changed {
-            let now = stamps(&self.root);
-            let mut ignore = self.ignore.lock().unwrap_or_else(|e| e.into_inner());
-            if ignore.1 != now {
-                *ignore = (top_level_rules(&self.root), now);
-            }
-        }
-        Ok(events
+        let (rules, others): (Vec<&Path>, Vec<&Path>) = events
             .iter()
-            .filter(|e| self.is_relevant(&e.path) && self.stamp_changed(&e.path))
-            .count())
+            .map(|e| e.path.as_path())
+            .partition(|p| self.is_top_level_rules(p));
+        let rules: Vec<&Path> = rules
+            .into_iter()
+            .filter(|p| self.stamp_changed(p))
+            .collect();
+        if !rules.is_empty() {
+            *self.ignore.lock().unwrap_or_else(|e| e.into_inner()) = top_level_rules(&self.root);
+        }
+        let rules_changed = rules.into_iter().filter(|p| self.is_relevant(p)).count();
+        let others_changed = others
+            .into_iter()
+            .filter(|p| self.is_relevant(p) && self.stamp_changed(p))
+            .count();
+        Ok(rules_changed + others_changed)
+    }
+
+    /// Whether `path` is one of the ignore files at the top of the repository.
+    fn is_top_level_rules(&self, path: &Path) -> bool {
+        path.parent() == Some(self.root.as_path())
+            && path
+                .file_name()
+                .is_some_and(|n| IGNORE_FILES.iter().any(|f| n.to_str() == Some(f)))
     }
 
     /// Whether `path` changed since an event last named it: a path seen for the first time
@@ -193,7 +190,6 @@ impl Changes {
             .ignore
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .0
             .matched_path_or_any_parents(rel, is_dir)
             .is_ignore()
     }
