@@ -155,7 +155,8 @@ pub struct ModelArgs {
     /// Q8_0 models on x86 CPUs: run from a copy of the file with the weights stored in the CPU
     /// kernels' layout, written once to $GGUF_EMBED_CACHE/q8_0x16 (default
     /// ~/.cache/gguf-embed/q8_0x16; the model's size), so that loading maps it instead of
-    /// repacking the weights into fresh memory (about twice as fast a start). The CLI's default
+    /// repacking the weights into fresh memory (the first vector about three times sooner in
+    /// docs/BENCHMARKS.md). The CLI's default
     /// is `auto`; the library writes none unless asked. Same vectors either way
     #[arg(
         long,
