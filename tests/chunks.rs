@@ -523,11 +523,7 @@ fn other_files_keep_the_line_chunker() {
 /// A tiny repository: a Rust file of two functions and a Python class.
 fn code_repo() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let write = |rel: &str, content: &str| {
-        let path = dir.path().join(rel);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, content).unwrap();
-    };
+    let write = |rel: &str, content: &str| common::repos::write(dir.path(), rel, content);
     write(
         "src/header.rs",
         "use std::io;\n\n/// Reads a header.\npub fn parse_header(bytes: &[u8]) -> io::Result<u32> {\n    Ok(u32::from(bytes[0]))\n}\n\n/// Writes a footer.\npub fn write_footer(out: &mut Vec<u8>) {\n    out.push(0xff);\n}\n",

@@ -17,11 +17,7 @@ use serde_json::Value;
 fn fixture_repo() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let write = |rel: &str, content: &[u8]| {
-        let path = root.join(rel);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, content).unwrap();
-    };
+    let write = |rel: &str, content: &[u8]| common::repos::write(root, rel, content);
     write(".gitignore", b"build/\n*.log\n");
     write(
         "src/main.rs",
@@ -87,13 +83,7 @@ fn index_path(repo: &Path) -> PathBuf {
 }
 
 fn indexed_paths(repo: &Path) -> Vec<String> {
-    Index::open(index_path(repo))
-        .unwrap()
-        .files()
-        .unwrap()
-        .into_iter()
-        .map(|f| f.path)
-        .collect()
+    common::repos::indexed_paths(&index_path(repo))
 }
 
 #[test]

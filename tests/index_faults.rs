@@ -14,8 +14,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use common::repos::{indexed_paths, write};
 use common::{cli, f32_model};
-use gguf_embed::index::Index;
 use serde_json::Value;
 
 const NOBODY: u32 = 65534;
@@ -23,12 +23,6 @@ const NOBODY: u32 = 65534;
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
-}
-
-fn write(root: &Path, rel: &str, content: &[u8]) {
-    let path = root.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, content).unwrap();
 }
 
 fn chmod(path: &Path, mode: u32) {
@@ -79,13 +73,7 @@ fn report(out: &Output) -> Value {
 }
 
 fn indexed(repo: &Path) -> Vec<String> {
-    Index::open_read_only(repo.join(".gguf-embed/index.sqlite"))
-        .unwrap()
-        .files()
-        .unwrap()
-        .into_iter()
-        .map(|f| f.path)
-        .collect()
+    indexed_paths(&repo.join(".gguf-embed/index.sqlite"))
 }
 
 /// The unreadable entries of a report as (path, reason), sorted.

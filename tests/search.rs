@@ -15,11 +15,7 @@ use serde_json::Value;
 /// their words.
 fn planted_repo() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let write = |rel: &str, content: &str| {
-        let path = dir.path().join(rel);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, content).unwrap();
-    };
+    let write = |rel: &str, content: &str| common::repos::write(dir.path(), rel, content);
     write(
         "billing/invoice.rs",
         "/// Totals an invoice.\npub fn parse_invoice_total(lines: &[Line]) -> Result<Cents, Error> {\n    let total: i64 = lines.iter().map(|l| l.cents).sum();\n    if total < 0 {\n        return Err(Error::msg(\"invoice total must not be negative\"));\n    }\n    Ok(Cents(total))\n}\n",

@@ -9,16 +9,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
+use common::repos::write;
 use common::{cli, f32_model};
 use gguf_embed::index::Index;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-
-fn write(root: &Path, rel: &str, text: &str) {
-    let path = root.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-}
 
 fn file_text(i: usize, version: usize) -> String {
     // One function of six statements: chunks follow definitions, and this test needs many
@@ -100,11 +95,7 @@ fn the_watched_index_follows_edits_moves_deletions_and_mass_changes() {
     let repo = tempfile::tempdir().unwrap();
     let root = repo.path();
     for i in 0..1100 {
-        write(
-            root,
-            &format!("d{:02}/f{i:04}.rs", i % 23),
-            &file_text(i, 1),
-        );
+        write(root, &format!("d{:02}/f{i:04}.rs", i % 23), file_text(i, 1));
     }
     let model = f32_model();
     let mut child = Command::new(cli())
@@ -129,7 +120,7 @@ fn the_watched_index_follows_edits_moves_deletions_and_mass_changes() {
     assert_eq!(indexed(&db), tree(root));
 
     // An edit, an addition, a deletion and a rename.
-    write(root, "d00/f0000.rs", &file_text(0, 2));
+    write(root, "d00/f0000.rs", file_text(0, 2));
     write(root, "new/added.rs", "pub fn added() -> u8 { 7 }\n");
     std::fs::remove_file(root.join("d01/f0001.rs")).unwrap();
     std::fs::rename(root.join("d02/f0002.rs"), root.join("d02/renamed.rs")).unwrap();
@@ -137,11 +128,7 @@ fn the_watched_index_follows_edits_moves_deletions_and_mass_changes() {
 
     // A branch switch: 1000 files change at once.
     for i in 100..1100 {
-        write(
-            root,
-            &format!("d{:02}/f{i:04}.rs", i % 23),
-            &file_text(i, 3),
-        );
+        write(root, &format!("d{:02}/f{i:04}.rs", i % 23), file_text(i, 3));
     }
     let passes = passes_until_current(&rx, root, &db);
     assert!(passes <= 3, "1000 changes took {passes} passes");
@@ -193,11 +180,11 @@ fn nested_ignore_files_are_honoured_by_index_and_watch() {
     write(root, ".ignore", "scratch/\n");
     write(root, "sub/.gitignore", "secret_*.rs\n");
     write(root, "sub/deeper/.ignore", "*.gen.rs\n");
-    write(root, "sub/keep.rs", &file_text(1, 1));
-    write(root, "sub/secret_key.rs", &file_text(2, 1));
-    write(root, "scratch/tmp.rs", &file_text(3, 1));
-    write(root, "sub/deeper/a.rs", &file_text(4, 1));
-    write(root, "sub/deeper/b.gen.rs", &file_text(5, 1));
+    write(root, "sub/keep.rs", file_text(1, 1));
+    write(root, "sub/secret_key.rs", file_text(2, 1));
+    write(root, "scratch/tmp.rs", file_text(3, 1));
+    write(root, "sub/deeper/a.rs", file_text(4, 1));
+    write(root, "sub/deeper/b.gen.rs", file_text(5, 1));
     let mut child = Command::new(cli())
         .args(["index", "--watch", "-f", "json", "--repo"])
         .arg(root)
@@ -214,13 +201,13 @@ fn nested_ignore_files_are_honoured_by_index_and_watch() {
 
     // New files under each ignore rule, one file that counts, and a folder that brings its
     // own ignore file.
-    write(root, "sub/secret_two.rs", &file_text(6, 1));
-    write(root, "scratch/more.rs", &file_text(7, 1));
-    write(root, "sub/deeper/c.gen.rs", &file_text(8, 1));
+    write(root, "sub/secret_two.rs", file_text(6, 1));
+    write(root, "scratch/more.rs", file_text(7, 1));
+    write(root, "sub/deeper/c.gen.rs", file_text(8, 1));
     write(root, "sub/other/.gitignore", "skip.rs\n");
-    write(root, "sub/other/skip.rs", &file_text(9, 1));
-    write(root, "sub/other/ok.rs", &file_text(10, 1));
-    write(root, "sub/deeper/new.rs", &file_text(11, 1));
+    write(root, "sub/other/skip.rs", file_text(9, 1));
+    write(root, "sub/other/ok.rs", file_text(10, 1));
+    write(root, "sub/deeper/new.rs", file_text(11, 1));
     passes_until(
         &rx,
         &db,
