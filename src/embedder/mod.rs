@@ -681,7 +681,7 @@ fn worker_config(info: &ModelInfo, options: &EmbedderOptions, gpu: bool) -> Resu
         },
         max_context: info.context_length as usize,
         sort_by_length: options.sort_by_length,
-        warm_up_token: info.end_of_text_id as i32,
+        probe_token: info.end_of_text_id as i32,
     })
 }
 
@@ -693,4 +693,23 @@ pub fn default_threads() -> usize {
 
 fn into_vectors(embeddings: Vec<Embedding>) -> Vec<Vec<f32>> {
     embeddings.into_iter().map(|e| e.vector).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The probe at load finds the token embeddings on the CPU, so their pages are released
+    /// before the first request rather than after it (peak RSS: the first decode's buffers
+    /// would otherwise sit on top of the whole mapped vocabulary matrix).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn loading_locates_the_token_embeddings_before_any_request() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tiny-qwen3-embedding-q8_0.gguf");
+        let embedder = Embedder::new(&path, EmbedderOptions::default().with_threads(1)).unwrap();
+        let model = &embedder.inner.model;
+        assert!(!model.wants_token_embd_address());
+        assert!(model.release_sparse_pages() > 0);
+    }
 }

@@ -73,6 +73,9 @@ struct Capture {
     want_token_embd: bool,
     /// The data address of `token_embd.weight`, as the graph of the last decode showed it.
     token_embd: Option<usize>,
+    /// Set for the probe decode (`Context::locate_token_embd`): stop the graph at the first node
+    /// that reads the token embeddings.
+    stop_at_token_embd: bool,
 }
 
 const RESULT_NORM: &[u8] = b"result_norm";
@@ -109,8 +112,16 @@ unsafe extern "C" fn capture_result_norm(
         if capture.want_token_embd && capture.token_embd.is_none() {
             // SAFETY: ggml passes a valid node.
             capture.token_embd = unsafe { token_embd_source(tensor) };
+            if capture.stop_at_token_embd && capture.token_embd.is_some() {
+                // Asking for this node makes ggml compute up to it and hand it over below.
+                return true;
+            }
         }
         return is_target;
+    }
+    if capture.stop_at_token_embd {
+        // The probe has what it came for: returning false stops the rest of the graph.
+        return false;
     }
     if !is_target {
         return true;
@@ -160,6 +171,7 @@ impl<'m> Context<'m> {
             error: None,
             want_token_embd: false,
             token_embd: None,
+            stop_at_token_embd: false,
         })));
         // SAFETY: default params are plain data.
         let mut cp = unsafe { sys::llama_context_default_params() };
@@ -224,6 +236,30 @@ impl<'m> Context<'m> {
         self.params
     }
 
+    /// Shows the model where its token embeddings lie (see `Model::found_token_embd_at`), if it
+    /// still needs to know, with a probe: a decode of `token` whose graph stops at its first node,
+    /// the embedding lookup, so it costs next to nothing. Its outputs are not read.
+    pub fn locate_token_embd(&mut self, token: i32) -> Result<()> {
+        if !self.model.wants_token_embd_address() {
+            return Ok(());
+        }
+        self.fill_batch(&[&[token]]);
+        let capture = self.capture_mut();
+        capture.want_token_embd = true;
+        capture.stop_at_token_embd = true;
+        let status = self.run_decode();
+        let capture = self.capture_mut();
+        capture.stop_at_token_embd = false;
+        capture.rows.clear();
+        if let Some(address) = capture.token_embd.take() {
+            self.model.found_token_embd_at(address);
+        }
+        if status != 0 {
+            return Err(Error::Decode { status });
+        }
+        Ok(())
+    }
+
     /// Runs one decode over `seqs` (each already ending with the end-of-text token) and returns
     /// each sequence's final normed hidden state, `n_embd` floats per sequence, in order.
     ///
@@ -265,12 +301,7 @@ impl<'m> Context<'m> {
         capture.error = None;
         capture.want_token_embd = want_token_embd;
 
-        // SAFETY: the context and batch are valid; the KV cache is cleared so every decode
-        // starts from empty sequences (metadata only: no need to zero the buffers).
-        let status = unsafe {
-            sys::llama_memory_clear(sys::llama_get_memory(self.ptr.as_ptr()), false);
-            sys::llama_decode(self.ptr.as_ptr(), self.batch)
-        };
+        let status = self.run_decode();
         if let Some(address) = self.capture_mut().token_embd.take() {
             self.model.found_token_embd_at(address);
         }
@@ -280,6 +311,16 @@ impl<'m> Context<'m> {
         match self.params.mode {
             OutputMode::LastToken => self.take_captured(seqs.len()),
             OutputMode::LlamaEmbeddings => self.read_pooled(seqs.len()),
+        }
+    }
+
+    /// Decodes the filled batch from an empty KV cache; returns llama_decode's status.
+    fn run_decode(&mut self) -> i32 {
+        // SAFETY: the context and batch are valid; the KV cache is cleared so every decode
+        // starts from empty sequences (metadata only: no need to zero the buffers).
+        unsafe {
+            sys::llama_memory_clear(sys::llama_get_memory(self.ptr.as_ptr()), false);
+            sys::llama_decode(self.ptr.as_ptr(), self.batch)
         }
     }
 

@@ -166,7 +166,7 @@ static std::string gguf_data_to_str(enum gguf_type type, const void * data, int 
     }
 }
 
-std::string gguf_kv_to_str(const struct gguf_context * ctx_gguf, int i) {
+std::string gguf_kv_to_str(const struct gguf_context * ctx_gguf, int i, size_t max_len) {
     const enum gguf_type type = gguf_get_kv_type(ctx_gguf, i);
 
     switch (type) {
@@ -180,6 +180,9 @@ std::string gguf_kv_to_str(const struct gguf_context * ctx_gguf, int i) {
                 std::stringstream ss;
                 ss << "[";
                 for (int j = 0; j < arr_n; j++) {
+                    if ((size_t) ss.tellp() > max_len) {
+                        break; // gguf-embed patch: the caller shows only the first max_len characters
+                    }
                     if (arr_type == GGUF_TYPE_STRING) {
                         std::string val = gguf_get_arr_str(ctx_gguf, i, j);
                         // escape quotes

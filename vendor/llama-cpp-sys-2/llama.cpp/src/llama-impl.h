@@ -2,6 +2,7 @@
 
 #include "ggml.h" // for ggml_log_level
 
+#include <cstdint> // gguf-embed patch: SIZE_MAX
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -107,4 +108,6 @@ std::string format(const char * fmt, ...);
 std::string llama_format_tensor_shape(const std::vector<int64_t> & ne);
 std::string llama_format_tensor_shape(const struct ggml_tensor * t);
 
-std::string gguf_kv_to_str(const struct gguf_context * ctx_gguf, int i);
+// gguf-embed patch: max_len stops an array's text once it is longer than max_len characters (the
+// caller truncates it): the loader's log line shows 40, and a vocabulary array is 300k strings.
+std::string gguf_kv_to_str(const struct gguf_context * ctx_gguf, int i, size_t max_len = SIZE_MAX);

@@ -18,6 +18,8 @@
 #include <forward_list>
 #include <limits>
 #include <map>
+#include <atomic> // gguf-embed patch: the token-to-piece cache is built once, on first use
+#include <mutex>  // gguf-embed patch
 #include <queue>
 #include <set>
 #include <unordered_map>
@@ -1874,7 +1876,12 @@ struct llama_vocab::impl {
     std::vector<token_data>                      id_to_token;
 
     std::vector<llama_token> cache_special_tokens;
-    std::vector<std::string> cache_token_to_piece; // llama_token_to_piece(special = true);
+    // gguf-embed patch: built on first use (build_token_to_piece_cache), not at load: its 150k
+    // pieces were a tenth of a load, and an embedding model never turns tokens back into text.
+    mutable std::vector<std::string> cache_token_to_piece; // llama_token_to_piece(special = true);
+    mutable std::once_flag           cache_token_to_piece_once;
+    mutable std::atomic<bool>        cache_token_to_piece_ready{false};
+    void build_token_to_piece_cache() const;
     struct pair_hash {
         size_t operator()(const std::pair<std::string, std::string> & p) const {
             return std::hash<std::string>{}(p.first) ^  //create some hash for pair
@@ -2040,6 +2047,7 @@ void llama_vocab::impl::load(llama_model_loader & ml, const LLM_KV & kv) {
                     throw std::runtime_error(format("invalid gguf type for %s", kv(LLM_KV_TOKENIZER_MERGES).c_str()));
                 }
                 const int n_merges = gguf_get_arr_n(ctx, merges_keyidx);
+                bpe_ranks.reserve(n_merges); // gguf-embed patch: one allocation, no rehashing
                 for (int i = 0; i < n_merges; i++) {
                     const std::string word = gguf_get_arr_str(ctx, merges_keyidx, i);
                     //GGML_ASSERT(unicode_cpts_from_utf8(word).size() > 0);
@@ -2151,6 +2159,7 @@ void llama_vocab::impl::load(llama_model_loader & ml, const LLM_KV & kv) {
                     throw std::runtime_error(format("invalid gguf type for %s", kv(LLM_KV_TOKENIZER_MERGES).c_str()));
                 }
                 const int n_merges = gguf_get_arr_n(ctx, merges_keyidx);
+                bpe_ranks.reserve(n_merges); // gguf-embed patch: one allocation, no rehashing
                 for (int i = 0; i < n_merges; i++) {
                     const std::string word = gguf_get_arr_str(ctx, merges_keyidx, i);
 
@@ -3083,22 +3092,7 @@ void llama_vocab::impl::load(llama_model_loader & ml, const LLM_KV & kv) {
         LLAMA_LOG_INFO("%s: special tokens cache size = %u\n", __func__, (uint32_t) cache_special_tokens.size());
     }
 
-    // build token to piece cache
-    {
-        size_t size_cache = 0;
-
-        std::vector<std::string> cache(n_tokens);
-
-        for (uint32_t id = 0; id < n_tokens; ++id) {
-            cache[id] = token_to_piece_for_cache(id, true);
-
-            size_cache += cache[id].size();
-        }
-
-        std::swap(cache_token_to_piece, cache);
-
-        LLAMA_LOG_INFO("%s: token to piece cache size = %.4f MB\n", __func__, size_cache / 1024.0 / 1024.0);
-    }
+    // gguf-embed patch: the token to piece cache is built on first use (build_token_to_piece_cache)
 
     // Handle per token attributes
     //NOTE: Each model customizes per token attributes.
@@ -3402,6 +3396,28 @@ void llama_vocab::impl::tokenizer_st_partition(std::forward_list<fragment_buffer
             it++;
         }
     }
+}
+
+// gguf-embed patch: the cache that load() used to build, built once by whichever thread first
+// needs it; token_to_piece(buf) computes pieces directly until it is ready.
+void llama_vocab::impl::build_token_to_piece_cache() const {
+    std::call_once(cache_token_to_piece_once, [this] {
+        const uint32_t n_tokens = id_to_token.size();
+        size_t size_cache = 0;
+
+        std::vector<std::string> cache(n_tokens);
+
+        for (uint32_t id = 0; id < n_tokens; ++id) {
+            cache[id] = token_to_piece_for_cache(id, true);
+
+            size_cache += cache[id].size();
+        }
+
+        std::swap(cache_token_to_piece, cache);
+        cache_token_to_piece_ready.store(true, std::memory_order_release);
+
+        LLAMA_LOG_INFO("%s: token to piece cache size = %.4f MB\n", __func__, size_cache / 1024.0 / 1024.0);
+    });
 }
 
 // NOTE: avoid ever using this except for building the token_to_piece caches
@@ -3734,7 +3750,9 @@ int32_t llama_vocab::impl::token_to_piece(llama_token token, char * buf, int32_t
     };
 
     // if we have a cache - use it
-    {
+    // gguf-embed patch: the cache is built on first use; without it the piece is computed below,
+    // the same text the cache holds (what follows does not depend on `special`)
+    if (cache_token_to_piece_ready.load(std::memory_order_acquire)) {
         const auto & cache = cache_token_to_piece;
 
         if (!cache.empty()) {
@@ -3833,6 +3851,7 @@ int32_t llama_vocab::impl::token_to_piece(llama_token token, char * buf, int32_t
 }
 
 const std::string & llama_vocab::impl::token_to_piece(llama_token token) const {
+    build_token_to_piece_cache(); // gguf-embed patch: built on first use
     return cache_token_to_piece.at(token);
 }
 
