@@ -5,7 +5,8 @@
 //! the optimisation level ggml is built with: the repack is a lossless permutation, the
 //! activation quantisation gives ggml's own numbers bit for bit, and the products match a
 //! double-precision Q8_0 dot product on shapes whose rows are not a multiple of the 16-row
-//! interleave, with 1 to 33 activation rows and 1 to 96 blocks.
+//! interleave, with 1 to 33 activation rows and 1 to 96 blocks. The same harness checks the
+//! SIMD packing of the flash-attention patch (`fa_pack.h`, `tests/kernels/fa_pack.cpp`).
 
 #![cfg(target_arch = "x86_64")]
 
@@ -17,16 +18,17 @@ fn header_dir() -> PathBuf {
         .join("vendor/llama-cpp-sys-2/llama.cpp/ggml/src/ggml-cpu/arch/x86")
 }
 
-/// Compiles the kernel test for one instruction set and runs it; returns its output.
-fn build_and_run(name: &str, flags: &[&str]) -> String {
-    let exe = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("q8_0x16-{name}"));
+/// Compiles a kernel test (`tests/kernels/{program}.cpp`) for one instruction set and runs it;
+/// returns its output.
+fn build_and_run(program: &str, name: &str, flags: &[&str]) -> String {
+    let exe = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{program}-{name}"));
     let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
     let out = Command::new(&cxx)
         .args(["-O3", "-std=c++17"])
         .args(flags)
         .arg("-I")
         .arg(header_dir())
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kernels/q8_0x16.cpp"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/kernels/{program}.cpp")))
         .arg("-o")
         .arg(&exe)
         .output()
@@ -74,7 +76,7 @@ fn q8_0x16_kernels_match_the_scalar_reference_on_every_instruction_set_this_cpu_
             eprintln!("this CPU cannot run the {name} kernels: not tested here");
             continue;
         }
-        let out = build_and_run(name, flags);
+        let out = build_and_run("q8_0x16", name, flags);
         // The program names the variant it was built as: the flags selected the intended one.
         assert!(
             out.starts_with(&format!("{name}: ")) && out.contains("shapes passed"),
@@ -84,4 +86,23 @@ fn q8_0x16_kernels_match_the_scalar_reference_on_every_instruction_set_this_cpu_
     }
     // Below AVX2 ggml keeps its own Q8_0 path, so there is nothing of ours to test.
     assert_eq!(ran.is_empty(), !avx2, "variants run: {ran:?}");
+}
+
+/// The SIMD packing our patch adds to ggml's tiled flash attention (`fa_pack.h`: the K tile
+/// converted and transposed 16x16 in registers, the mask tile converted and tested) gives the
+/// scalar loops' values bit for bit, for tiles of 1 to 64 keys, head sizes 16 to 256 and
+/// strided rows. Only AVX-512 builds use it.
+#[test]
+fn flash_attention_packing_matches_the_scalar_loops_it_replaces() {
+    if !(std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("f16c"))
+    {
+        eprintln!("this CPU has no AVX-512: the packing is not used or tested here");
+        return;
+    }
+    let out = build_and_run("fa_pack", "avx512", &["-march=x86-64-v4"]);
+    assert!(
+        out.starts_with("fa_pack: ") && out.contains("shapes passed"),
+        "{out}"
+    );
 }

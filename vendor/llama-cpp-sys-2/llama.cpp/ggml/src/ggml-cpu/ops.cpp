@@ -8,6 +8,10 @@
 #include "unary-ops.h"
 #include "vec.h"
 
+#if defined(__AVX512F__)
+#include "arch/x86/fa_pack.h"  // gguf-embed patch: SIMD packing for the tiled flash attention
+#endif
+
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
@@ -9077,6 +9081,7 @@ static void ggml_compute_forward_flash_attn_ext_f16_one_chunk(
     }
 }
 
+
 static void ggml_compute_forward_flash_attn_ext_tiled(
         const ggml_compute_params * params,
         ggml_tensor * dst,
@@ -9224,6 +9229,22 @@ static void ggml_compute_forward_flash_attn_ext_tiled(
             const int kv_tile = (int)std::min((int64_t)KV_TILE_SZ, nek1 - ic);
 
             // skip the tile entirely if all the masks are -inf
+#if defined(__AVX512F__)
+            // gguf-embed patch: whole tiles of 16-value groups are converted and tested in SIMD
+            if (mask && kv_tile == KV_TILE_SZ && KV_TILE_SZ % 16 == 0) {
+                bool can_skip = true;
+                for (int tq = 0; tq < tile_rows; tq++) {
+                    const ggml_fp16_t * mp_row = (const ggml_fp16_t *)((const char *) mask->data + (iq1 + tq)*mask->nb[1] + (iq2%mask->ne[2])*mask->nb[2] + (iq3%mask->ne[3])*mask->nb[3]);
+                    if (ggml_fa_mask_row_f16(mask32 + tq * KV_TILE_SZ, mp_row + ic, KV_TILE_SZ, slope)) {
+                        can_skip = false;
+                    }
+                }
+
+                if (can_skip) {
+                    continue;
+                }
+            } else
+#endif
             if (mask) {
                 bool can_skip = true;
                 for (int tq = 0; tq < tile_rows; tq++) {
@@ -9247,6 +9268,13 @@ static void ggml_compute_forward_flash_attn_ext_tiled(
 
             // Pack K tile transposed: K_f32[dk][kv] so KV_TILE is contiguous (SIMD dim)
             // Zero-pad the last tile so the GEMM always operates on KV_TILE_SZ columns
+#if defined(__AVX512F__)
+            // gguf-embed patch: converted and transposed 16x16 at a time in registers
+            if (kv_type == GGML_TYPE_F16 && DK % 16 == 0 && KV_TILE_SZ % 16 == 0) {
+                ggml_fa_pack_k_f16_transposed(K_f32, KV_TILE_SZ,
+                        (const char *)k->data + ic*nbk1 + ik2*nbk2 + ik3*nbk3, nbk1, kv_tile, DK);
+            } else
+#endif
             for (int tk = 0; tk < kv_tile; tk++) {
                 const char * k_data = (const char *)k->data + (ic + tk)*nbk1 + ik2*nbk2 + ik3*nbk3;
                 if (kv_type == GGML_TYPE_F16) {
