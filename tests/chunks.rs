@@ -254,9 +254,52 @@ fn c_and_cpp_definitions_also_inside_include_guards_and_namespaces() {
         expect(&[
             (1, 2, ""),
             (4, 26, "mod linalg"),
-            (28, 32, "fn linalg::Matrix::trace")
+            (28, 32, "method linalg::Matrix::trace")
         ])
     );
+}
+
+#[test]
+fn cpp_members_defined_outside_their_class_are_methods() {
+    let text = "\
+Counter::Counter(int start) : n_(start) {}
+
+Counter::~Counter() {}
+
+void Counter::bump() {
+    ++n_;
+}
+
+bool Counter::operator==(const Counter& o) const { return n_ == o.n_; }
+
+template <typename T>
+void Box<T>::put(T value) {
+    value_ = value;
+}
+
+static int helper(int x) {
+    return x + 1;
+}
+";
+    let chunks = chunk_code("counter.cpp", text, 1000, &words).unwrap();
+    check_lines(text, &chunks);
+    let labels: Vec<String> = chunks.iter().map(|c| describe(c).2).collect();
+    assert_eq!(
+        labels,
+        [
+            "method Counter::Counter",
+            "method Counter::~Counter",
+            "method Counter::bump",
+            "method Counter::operator==",
+            "method Box<T>::put",
+            "fn helper",
+        ]
+    );
+    // Inside a namespace (split here at its members), the namespace qualifies the name.
+    let text = "namespace app {\nvoid Widget::draw() const {\n    paint();\n}\n}\n";
+    let chunks = chunk_code("widget.cpp", text, 8, &words).unwrap();
+    let labels: Vec<String> = chunks.iter().map(|c| describe(c).2).collect();
+    assert_eq!(labels, ["mod app", "method app::Widget::draw"]);
 }
 
 #[test]
@@ -337,7 +380,7 @@ fn big_definitions_split_at_their_members_then_at_lines() {
             (18, 19, "mod linalg"),
             (21, 24, "fn linalg::clamp"),
             (26, 26, "mod linalg"),
-            (28, 32, "fn linalg::Matrix::trace"),
+            (28, 32, "method linalg::Matrix::trace"),
         ])
     );
     assert!(
@@ -433,8 +476,8 @@ fn an_edit_inside_one_definition_leaves_every_other_chunk_byte_identical() {
         ("list.c", "fn list_push", "fn list_push"),
         (
             "matrix.cpp",
-            "fn linalg::Matrix::trace",
-            "fn linalg::Matrix::trace",
+            "method linalg::Matrix::trace",
+            "method linalg::Matrix::trace",
         ),
     ];
     for (name, whole, split_label) in cases {
