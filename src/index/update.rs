@@ -15,11 +15,12 @@ use super::walk::{SkipReason, Unreadable, walk_each};
 use super::{Index, IndexError, IndexOptions, UpdateEvent, UpdateReport, unix_now};
 use crate::{EmbedOptions, Embedder, Instruction, PendingEmbeddings};
 
-/// What the chunks of an index were cut by; bumped when chunk boundaries change (2: at
-/// definitions, by tree-sitter). An index chunked by another version re-chunks every file on
-/// its next update (chunks whose text is unchanged keep their vectors), so that it never
-/// mixes two ways of cutting for long.
-pub(super) const CHUNKER_VERSION: &str = "2";
+/// What the chunks of an index were cut by; bumped when chunk boundaries, names or kinds
+/// change (2: at definitions, by tree-sitter; 3: C++ members defined outside their class are
+/// methods). An index chunked by another version re-chunks every file on its next update
+/// (chunks whose text is unchanged keep their vectors), so that it never mixes two ways of
+/// cutting for long.
+pub(super) const CHUNKER_VERSION: &str = "3";
 
 /// Files per write transaction at most; a group also ends at `GROUP_TOKENS`, `GROUP_CHUNKS`
 /// or [`IndexOptions::group_bytes`] of text.
