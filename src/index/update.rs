@@ -17,10 +17,10 @@ use crate::{EmbedOptions, Embedder, Instruction, PendingEmbeddings};
 
 /// What the chunks of an index were cut by; bumped when chunk boundaries, names or kinds
 /// change (2: at definitions, by tree-sitter; 3: C++ members defined outside their class are
-/// methods). An index chunked by another version re-chunks every file on its next update
-/// (chunks whose text is unchanged keep their vectors), so that it never mixes two ways of
-/// cutting for long.
-pub(super) const CHUNKER_VERSION: &str = "3";
+/// methods; 4: tiny leftovers join a neighbour). An index chunked by another version
+/// re-chunks every file on its next update (chunks whose text is unchanged keep their
+/// vectors), so that it never mixes two ways of cutting for long.
+pub(super) const CHUNKER_VERSION: &str = "4";
 
 /// Files per write transaction at most; a group also ends at `GROUP_TOKENS`, `GROUP_CHUNKS`
 /// or [`IndexOptions::group_bytes`] of text.
