@@ -254,9 +254,52 @@ fn c_and_cpp_definitions_also_inside_include_guards_and_namespaces() {
         expect(&[
             (1, 2, ""),
             (4, 26, "mod linalg"),
-            (28, 32, "fn linalg::Matrix::trace")
+            (28, 32, "method linalg::Matrix::trace")
         ])
     );
+}
+
+#[test]
+fn cpp_members_defined_outside_their_class_are_methods() {
+    let text = "\
+Counter::Counter(int start) : n_(start) {}
+
+Counter::~Counter() {}
+
+void Counter::bump() {
+    ++n_;
+}
+
+bool Counter::operator==(const Counter& o) const { return n_ == o.n_; }
+
+template <typename T>
+void Box<T>::put(T value) {
+    value_ = value;
+}
+
+static int helper(int x) {
+    return x + 1;
+}
+";
+    let chunks = chunk_code("counter.cpp", text, 1000, &words).unwrap();
+    check_lines(text, &chunks);
+    let labels: Vec<String> = chunks.iter().map(|c| describe(c).2).collect();
+    assert_eq!(
+        labels,
+        [
+            "method Counter::Counter",
+            "method Counter::~Counter",
+            "method Counter::bump",
+            "method Counter::operator==",
+            "method Box<T>::put",
+            "fn helper",
+        ]
+    );
+    // Inside a namespace (split here at its members), the namespace qualifies the name.
+    let text = "namespace app {\nvoid Widget::draw() const {\n    paint();\n}\n}\n";
+    let chunks = chunk_code("widget.cpp", text, 8, &words).unwrap();
+    let labels: Vec<String> = chunks.iter().map(|c| describe(c).2).collect();
+    assert_eq!(labels, ["mod app", "method app::Widget::draw"]);
 }
 
 #[test]
@@ -301,8 +344,8 @@ fn big_definitions_split_at_their_members_then_at_lines() {
             (4, 4, ""),
             (6, 9, "fn cartTotal"),
             (10, 12, "fn cartTotal"),
-            (14, 14, "class Cart"),
-            (15, 17, "method Cart.constructor"),
+            // The class's `class Cart {` line joined its first method.
+            (14, 17, "method Cart.constructor"),
             (19, 22, "method Cart.add"),
             (24, 26, "method Cart.render"),
             (29, 32, "fn clearCart"),
@@ -312,8 +355,8 @@ fn big_definitions_split_at_their_members_then_at_lines() {
     assert_eq!(
         outline("api.ts", 25)[4..6],
         expect(&[
-            (16, 17, "class UserClient"),
-            (18, 18, "method UserClient.constructor"),
+            (16, 18, "method UserClient.constructor"),
+            (20, 23, "method UserClient.fetchUser"),
         ])
     );
     assert_eq!(
@@ -324,27 +367,27 @@ fn big_definitions_split_at_their_members_then_at_lines() {
             (17, 20, "method Inventory.toString"),
         ])
     );
-    // A namespace splits at its class, the class at its methods (a lone `};` is no chunk).
+    // A namespace splits at its class, the class at its methods; the tiny lines left
+    // between them join the member next to them (the namespace's closing line would make
+    // clamp's chunk too big, so it stays alone).
     assert_eq!(
         outline("matrix.cpp", 40),
         expect(&[
             (1, 2, ""),
-            (4, 4, "mod linalg"),
-            (6, 8, "class linalg::Matrix"),
-            (9, 9, "method linalg::Matrix::Matrix"),
-            (11, 11, "method linalg::Matrix::at"),
-            (13, 16, "class linalg::Matrix"),
-            (18, 19, "mod linalg"),
-            (21, 24, "fn linalg::clamp"),
+            (4, 9, "method linalg::Matrix::Matrix"),
+            (11, 16, "method linalg::Matrix::at"),
+            (18, 24, "fn linalg::clamp"),
             (26, 26, "mod linalg"),
-            (28, 32, "fn linalg::Matrix::trace"),
+            (28, 32, "method linalg::Matrix::trace"),
         ])
     );
+    let matrix = chunk_code("matrix.cpp", &fixture("matrix.cpp"), 40, &words).unwrap();
     assert!(
-        chunk_code("matrix.cpp", &fixture("matrix.cpp"), 40, &words).unwrap()[2]
+        matrix[1]
             .text
-            .starts_with("/// A dense row-major matrix.\nclass Matrix {\n")
+            .starts_with("namespace linalg {\n\n/// A dense row-major matrix.\nclass Matrix {\n")
     );
+    assert!(matrix[2].text.ends_with("std::vector<double> data_;\n};\n"));
     assert_eq!(
         outline("list.c", 25),
         expect(&[
@@ -353,6 +396,45 @@ fn big_definitions_split_at_their_members_then_at_lines() {
             (7, 15, "fn list_push"),
             (17, 23, "fn list_last")
         ])
+    );
+}
+
+#[test]
+fn tiny_leftovers_join_a_neighbour_and_definitions_stay_apart() {
+    // An impl over the budget: its `impl Foo {` line joins the first method. The import and
+    // the one-line struct are tiny too, but an import is code of its own and the struct a
+    // definition: both stay.
+    let rust = "use std::fmt;\n\nstruct Foo;\n\nimpl Foo {\n    fn a(&self) -> u8 {\n        1 + 2 + 3 + 4 + 5\n    }\n\n    fn b(&self) -> u8 {\n        6 + 7 + 8 + 9 + 10\n    }\n}\n";
+    let chunks = chunk_code("foo.rs", rust, 25, &words).unwrap();
+    check_lines(rust, &chunks);
+    check_budget(&chunks, 25);
+    assert_eq!(
+        chunks.iter().map(describe).collect::<Vec<_>>(),
+        expect(&[
+            (1, 1, ""),
+            (3, 3, "struct Foo"),
+            (5, 8, "method Foo::a"),
+            (10, 12, "method Foo::b"),
+        ])
+    );
+    // `#endif` closes what came before: it joins the chunk before it. The guard's opening
+    // lines are code outside any definition, and stay.
+    let header =
+        "#ifndef A_H\n#define A_H\n\nstruct point {\n    int x;\n    int y;\n};\n\n#endif\n";
+    let chunks = chunk_code("a.h", header, 1000, &words).unwrap();
+    check_lines(header, &chunks);
+    assert_eq!(
+        chunks.iter().map(describe).collect::<Vec<_>>(),
+        expect(&[(1, 2, ""), (4, 9, "struct point")])
+    );
+    // A function cut at lines: its two-line tail joins the piece before it, which has room.
+    let long = "fn long() -> u32 {\n    let a = 1 + 2 + 3 + 4 + 5;\n\n    let b = 6 + 7 + 8 + 9 + 10;\n    let c = a + b + a + b;\n\n    c\n}\n";
+    let chunks = chunk_code("long.rs", long, 30, &words).unwrap();
+    check_lines(long, &chunks);
+    check_budget(&chunks, 30);
+    assert_eq!(
+        chunks.iter().map(describe).collect::<Vec<_>>(),
+        expect(&[(1, 3, "fn long"), (4, 8, "fn long")])
     );
 }
 
@@ -433,8 +515,8 @@ fn an_edit_inside_one_definition_leaves_every_other_chunk_byte_identical() {
         ("list.c", "fn list_push", "fn list_push"),
         (
             "matrix.cpp",
-            "fn linalg::Matrix::trace",
-            "fn linalg::Matrix::trace",
+            "method linalg::Matrix::trace",
+            "method linalg::Matrix::trace",
         ),
     ];
     for (name, whole, split_label) in cases {

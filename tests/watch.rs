@@ -1,5 +1,6 @@
 //! `gguf-embed index --watch`: edits, additions, deletions, renames and a 1000-file mass
-//! change reach the index, which then equals a fresh index of the same tree.
+//! change reach the index, which then equals a fresh index of the same tree; reading files
+//! wakes nothing.
 
 mod common;
 
@@ -77,6 +78,16 @@ fn reports(child: &mut Child) -> Receiver<Value> {
     rx
 }
 
+/// Kills the watcher when the test ends, passed or not.
+struct Watcher(Child);
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Waits for passes until the index holds exactly the tree; returns how many passes it took.
 fn passes_until_current(rx: &Receiver<Value>, root: &Path, db: &Path) -> usize {
     let want = tree(root);
@@ -98,22 +109,24 @@ fn the_watched_index_follows_edits_moves_deletions_and_mass_changes() {
         write(root, &format!("d{:02}/f{i:04}.rs", i % 23), file_text(i, 1));
     }
     let model = f32_model();
-    let mut child = Command::new(cli())
-        .args([
-            "index",
-            "--watch",
-            "-f",
-            "json",
-            "--repo",
-            root.to_str().unwrap(),
-        ])
-        .args(["-m", model.to_str().unwrap(), "--chunk-tokens", "64"])
-        .env("HF_HUB_OFFLINE", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let rx = reports(&mut child);
+    let mut child = Watcher(
+        Command::new(cli())
+            .args([
+                "index",
+                "--watch",
+                "-f",
+                "json",
+                "--repo",
+                root.to_str().unwrap(),
+            ])
+            .args(["-m", model.to_str().unwrap(), "--chunk-tokens", "64"])
+            .env("HF_HUB_OFFLINE", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let rx = reports(&mut child.0);
     let first = rx.recv_timeout(Duration::from_secs(600)).unwrap();
     assert_eq!(first["files"], 1100);
     let db = root.join(".gguf-embed/index.sqlite");
@@ -132,8 +145,7 @@ fn the_watched_index_follows_edits_moves_deletions_and_mass_changes() {
     }
     let passes = passes_until_current(&rx, root, &db);
     assert!(passes <= 3, "1000 changes took {passes} passes");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(child);
 
     // The watched index equals a fresh one of the same tree: paths, lines and vectors.
     let fresh = tempfile::tempdir().unwrap();
@@ -185,16 +197,18 @@ fn nested_ignore_files_are_honoured_by_index_and_watch() {
     write(root, "scratch/tmp.rs", file_text(3, 1));
     write(root, "sub/deeper/a.rs", file_text(4, 1));
     write(root, "sub/deeper/b.gen.rs", file_text(5, 1));
-    let mut child = Command::new(cli())
-        .args(["index", "--watch", "-f", "json", "--repo"])
-        .arg(root)
-        .args(["-m", f32_model().to_str().unwrap()])
-        .env("HF_HUB_OFFLINE", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let rx = reports(&mut child);
+    let mut child = Watcher(
+        Command::new(cli())
+            .args(["index", "--watch", "-f", "json", "--repo"])
+            .arg(root)
+            .args(["-m", f32_model().to_str().unwrap()])
+            .env("HF_HUB_OFFLINE", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let rx = reports(&mut child.0);
     rx.recv_timeout(Duration::from_secs(600)).unwrap();
     let db = root.join(".gguf-embed/index.sqlite");
     assert_eq!(indexed_paths(&db), ["sub/deeper/a.rs", "sub/keep.rs"]);
@@ -225,6 +239,87 @@ fn nested_ignore_files_are_honoured_by_index_and_watch() {
         &db,
         &["sub/deeper/a.rs", "sub/deeper/new.rs", "sub/other/ok.rs"],
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
+}
+
+/// The path counts of the watcher's "N paths changed; updating" log lines, read on a thread.
+fn passes_started(child: &mut Child) -> Receiver<usize> {
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines() {
+            let Ok(line) = line else { return };
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if let Some(at) = words.windows(2).position(|w| w == ["paths", "changed;"]) {
+                let n = words[at.saturating_sub(1)].parse().unwrap_or(usize::MAX);
+                if tx.send(n).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
+#[test]
+fn reading_files_does_not_wake_the_watcher() {
+    let repo = tempfile::tempdir().unwrap();
+    let root = repo.path();
+    let files: Vec<String> = (0..40).map(|i| format!("r{}/f{i:02}.rs", i % 3)).collect();
+    for (i, f) in files.iter().enumerate() {
+        write(root, f, file_text(i, 1));
+    }
+    // Files the index skips are read by people and tools too.
+    write(root, "r0/huge.txt", "data\n".repeat(300_000));
+    write(root, "r1/blob.bin", [0u8, 159, 146, 150]);
+    let mut watcher = Watcher(
+        Command::new(cli())
+            .args(["index", "--watch", "-f", "json", "--repo"])
+            .arg(root)
+            .args(["-m", f32_model().to_str().unwrap()])
+            .env("HF_HUB_OFFLINE", "1")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let reports = reports(&mut watcher.0);
+    let passes = passes_started(&mut watcher.0);
+    let first = reports.recv_timeout(Duration::from_secs(600)).unwrap();
+    assert_eq!(first["files"], 40);
+
+    // Every file, read several times, through std and through `cat`; folders listed.
+    let mut all: Vec<String> = files.clone();
+    all.extend(["r0/huge.txt".into(), "r1/blob.bin".into()]);
+    for _ in 0..3 {
+        for f in &all {
+            std::fs::read(root.join(f)).unwrap();
+        }
+        for dir in ["r0", "r1", "r2"] {
+            std::fs::read_dir(root.join(dir)).unwrap().for_each(drop);
+        }
+    }
+    #[cfg(unix)]
+    {
+        let cat = Command::new("cat")
+            .args(&all)
+            .current_dir(root)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(cat.success());
+    }
+    // Then one change, renamed into place so that it is one event: the first pass after the
+    // reads is its pass, started by it alone. Were reads changes, a pass would have started
+    // for them (its report embedding nothing), or the change's pass would count them too.
+    write(root, ".sentinel.tmp", file_text(99, 1));
+    std::fs::rename(root.join(".sentinel.tmp"), root.join("r2/sentinel.rs")).unwrap();
+    let changed = passes
+        .recv_timeout(Duration::from_secs(300))
+        .expect("the change started no pass");
+    assert!(changed <= 2, "{changed} paths changed: reads counted");
+    let report = reports.recv_timeout(Duration::from_secs(300)).unwrap();
+    assert_eq!(report["embedded_files"], 1, "{report}");
+    assert_eq!(report["files"], 41);
+    assert!(passes.try_recv().is_err(), "another pass started");
 }

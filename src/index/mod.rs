@@ -35,10 +35,12 @@
 //! [`Hit::symbol`] and [`Hit::kind`]; other files are cut at lines ([`split`]).
 //!
 //! The modules: `store` (every SQL statement), `update` (walking, chunking, embedding only
-//! what changed), `chunk` and `code` (line chunks, and tree-sitter chunks with the
-//! per-language tables), `search` (the three modes, fusion, filters, output shaping), `lexical`
-//! (terms and safe FTS5 queries), `filter` (globs, languages, path prefix), `checks` (the
-//! model fingerprint), `lock` (one writer per index), `watch` (batches of file changes).
+//! what changed), `pending` (the changed files read again group by group, so that an update
+//! holds the text of two groups at most, whatever the repository's size), `chunk` and `code`
+//! (line chunks, and tree-sitter chunks with the per-language tables), `search` (the three
+//! modes, fusion, filters, output shaping), `lexical` (terms and safe FTS5 queries), `filter`
+//! (globs, languages, path prefix), `checks` (the model fingerprint), `lock` (one writer per
+//! index), `watch` (batches of file changes).
 
 mod checks;
 mod chunk;
@@ -48,6 +50,7 @@ mod fast_path_tests;
 mod filter;
 mod lexical;
 mod lock;
+mod pending;
 mod search;
 mod store;
 mod update;
@@ -78,6 +81,11 @@ pub const DEFAULT_CHUNK_TOKENS: usize = 256;
 
 /// The smallest chunk budget accepted (a path line and a few lines of code).
 pub const MIN_CHUNK_TOKENS: usize = 32;
+
+/// Source text per write group at most by default (1 MiB): see [`IndexOptions::group_bytes`].
+/// Groups usually end sooner, at 128 chunks (about 128 KiB of code at the default budget);
+/// this bound is for files of long lines.
+pub const DEFAULT_GROUP_BYTES: usize = 1 << 20;
 
 /// Where an index lives by default, relative to the repository.
 pub const DEFAULT_INDEX_PATH: &str = ".gguf-embed/index.sqlite";
@@ -184,6 +192,10 @@ pub struct IndexOptions {
     pub limit: Option<usize>,
     /// Matryoshka size of the stored vectors (`None`: the model's full size).
     pub dimensions: Option<usize>,
+    /// Source text per write group at most, in bytes (a larger file makes a group of its
+    /// own). An update holds the text of two groups at most (one being embedded, the next
+    /// being chunked), so this bounds its memory whatever the size of the repository.
+    pub group_bytes: usize,
 }
 
 impl Default for IndexOptions {
@@ -193,6 +205,7 @@ impl Default for IndexOptions {
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             limit: None,
             dimensions: None,
+            group_bytes: DEFAULT_GROUP_BYTES,
         }
     }
 }
@@ -219,6 +232,12 @@ impl IndexOptions {
     /// Stores vectors of this Matryoshka size.
     pub fn with_dimensions(mut self, dimensions: usize) -> Self {
         self.dimensions = Some(dimensions);
+        self
+    }
+
+    /// Sets the text per write group (see [`IndexOptions::group_bytes`]).
+    pub fn with_group_bytes(mut self, bytes: usize) -> Self {
+        self.group_bytes = bytes;
         self
     }
 }
@@ -269,6 +288,10 @@ pub struct UpdateReport {
     /// Files and folders that could not be read (also counted in `skipped`), with the error.
     /// The run went on without them; what the index held for them is kept.
     pub unreadable: Vec<Unreadable>,
+    /// The most source text, in bytes, held in memory at once: files read and not yet
+    /// written (with their chunks). At most twice [`IndexOptions::group_bytes`], or twice
+    /// the largest file when that is larger.
+    pub peak_text_bytes: usize,
     /// Wall time.
     pub seconds: f64,
 }

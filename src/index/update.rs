@@ -9,19 +9,21 @@ use sha2::{Digest, Sha256};
 
 use super::chunk::{Chunk, chunk_file, embedded_text};
 use super::lexical::parts_column;
+use super::pending::{Fault, Held, HeldBytes, Listed, ReadFile, Reader};
 use super::store::{NewChunk, NewFile, Store, vector_blob};
-use super::walk::{SkipReason, SourceFile, Unreadable, walk};
+use super::walk::{SkipReason, Unreadable, walk_each};
 use super::{Index, IndexError, IndexOptions, UpdateEvent, UpdateReport, unix_now};
 use crate::{EmbedOptions, Embedder, Instruction, PendingEmbeddings};
 
-/// What the chunks of an index were cut by; bumped when chunk boundaries change (2: at
-/// definitions, by tree-sitter). An index chunked by another version re-chunks every file on
-/// its next update (chunks whose text is unchanged keep their vectors), so that it never
-/// mixes two ways of cutting for long.
-pub(super) const CHUNKER_VERSION: &str = "2";
+/// What the chunks of an index were cut by; bumped when chunk boundaries, names or kinds
+/// change (2: at definitions, by tree-sitter; 3: C++ members defined outside their class are
+/// methods; 4: tiny leftovers join a neighbour). An index chunked by another version
+/// re-chunks every file on its next update (chunks whose text is unchanged keep their
+/// vectors), so that it never mixes two ways of cutting for long.
+pub(super) const CHUNKER_VERSION: &str = "4";
 
-/// Files per write transaction at most; a group also ends at `GROUP_TOKENS` or
-/// `GROUP_CHUNKS`.
+/// Files per write transaction at most; a group also ends at `GROUP_TOKENS`, `GROUP_CHUNKS`
+/// or [`IndexOptions::group_bytes`] of text.
 const GROUP_FILES: usize = 64;
 /// Chunks per group at most: files of many small definitions make many small chunks, and a
 /// group is committed only when all of them are embedded (one text per decode on the CPU).
@@ -33,7 +35,9 @@ const GROUP_TOKENS: usize = 16_384;
 impl Index {
     /// Brings the index up to date with `repo`: chunks new and changed files, embeds the
     /// chunks whose text is not stored yet (a chunk that is unchanged, moved or copied keeps
-    /// its vector), then removes deleted files. `progress` is told how far it got. Takes the
+    /// its vector), then removes deleted files. Files are read, chunked, embedded and written
+    /// group by group, so the text held at once is bounded by [`IndexOptions::group_bytes`]
+    /// and a killed run keeps every group written. `progress` is told how far it got. Takes the
     /// index's writer lock unless this handle holds it ([`IndexError::Busy`] when another
     /// process has it).
     pub fn update(
@@ -52,28 +56,6 @@ impl Index {
         if let Ok(root) = std::fs::canonicalize(repo) {
             self.store.set_meta("repo", &root.display().to_string())?;
         }
-        let walked = walk(
-            repo,
-            options.max_file_bytes,
-            options.limit,
-            self.path.parent(),
-        )
-        .map_err(|e| IndexError::io(repo, e))?;
-        for u in &walked.unreadable {
-            tracing::warn!("skipped {}: {}", u.path, u.error);
-        }
-        let mut report = UpdateReport {
-            files: walked.files.len(),
-            unreadable: walked.unreadable.clone(),
-            ..UpdateReport::default()
-        };
-        for (_, reason) in &walked.skipped {
-            let key = serde_json::to_value(reason)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
-            *report.skipped.entry(key).or_default() += 1;
-        }
         if self.store.meta("chunker")?.as_deref() != Some(CHUNKER_VERSION) {
             // Chunked another way (or new): every file is chunked again, by this run or, if it
             // is killed, the next (the forgotten hashes say which files are still to do).
@@ -81,7 +63,45 @@ impl Index {
             self.store.set_meta("chunker", CHUNKER_VERSION)?;
         }
         let known = self.store.file_hashes()?;
-        let mut present: HashSet<String> = walked.files.iter().map(|f| f.path.clone()).collect();
+        // The walk keeps no text: an unchanged file is read, hashed and dropped, a new or
+        // changed one is listed and read again when its group is chunked. So the text held
+        // at once is a group's or two, whatever the size of the repository.
+        let held = Held::default();
+        let mut present: HashSet<String> = HashSet::new();
+        let mut changed: Vec<Listed> = Vec::new();
+        let mut unchanged_files = 0;
+        let walked = walk_each(
+            repo,
+            options.max_file_bytes,
+            options.limit,
+            self.path.parent(),
+            &mut |file, path| {
+                let _text = held.hold(file.text.len());
+                if known.get(&file.path) == Some(&sha256_hex(file.text.as_bytes())) {
+                    unchanged_files += 1;
+                } else {
+                    changed.push(Listed {
+                        rel: file.path.clone(),
+                        path: path.to_path_buf(),
+                        bytes: file.text.len(),
+                    });
+                }
+                present.insert(file.path);
+            },
+        )
+        .map_err(|e| IndexError::io(repo, e))?;
+        for u in &walked.unreadable {
+            tracing::warn!("skipped {}: {}", u.path, u.error);
+        }
+        let mut report = UpdateReport {
+            files: present.len(),
+            unchanged_files,
+            unreadable: walked.unreadable.clone(),
+            ..UpdateReport::default()
+        };
+        for (_, reason) in &walked.skipped {
+            *report.skipped.entry(reason_key(*reason)).or_default() += 1;
+        }
         // An indexed file that cannot be read now (or lies in a folder that cannot be listed)
         // keeps its chunks: losing them would be worse than serving the last version.
         present.extend(
@@ -90,19 +110,30 @@ impl Index {
                 .filter(|p| walked.unreadable.iter().any(|u| kept_by(u, p)))
                 .cloned(),
         );
-        let mut changed = Vec::new();
-        for file in walked.files {
-            let hash = sha256_hex(file.text.as_bytes());
-            if known.get(&file.path) == Some(&hash) {
-                report.unchanged_files += 1;
-            } else {
-                changed.push((file, hash));
-            }
-        }
         progress(&UpdateEvent::Planned {
             files: changed.len(),
         });
-        self.embed_files(changed, embedder, options, &mut report, progress)?;
+        let mut reader = Reader::new(changed, options.max_file_bytes, held.clone());
+        self.embed_files(&mut reader, embedder, options, &mut report, progress)?;
+        for fault in reader.faults {
+            report.files -= 1;
+            match fault {
+                // It is not indexable any more, as the walk would have found: it leaves.
+                Fault::Skipped(path, reason) => {
+                    present.remove(&path);
+                    *report.skipped.entry(reason_key(reason)).or_default() += 1;
+                }
+                Fault::Unreadable(u) => {
+                    tracing::warn!("skipped {}: {}", u.path, u.error);
+                    if !kept_by(&u, &u.path) {
+                        present.remove(&u.path);
+                    }
+                    *report.skipped.entry(reason_key(u.reason)).or_default() += 1;
+                    report.unreadable.push(u);
+                }
+            }
+        }
+        report.peak_text_bytes = held.peak();
         // Removed last, so that a moved or renamed file finds its chunks' vectors under the
         // old path.
         report.removed_files = self.remove_absent(&present, &known)?;
@@ -140,7 +171,7 @@ impl Index {
     /// engine embeds the current one, and writes each group in one transaction.
     fn embed_files(
         &self,
-        changed: Vec<(SourceFile, String)>,
+        files: &mut Reader,
         embedder: &Embedder,
         options: &IndexOptions,
         report: &mut UpdateReport,
@@ -156,11 +187,10 @@ impl Index {
                 .count_tokens(text, &Instruction::None)
                 .unwrap_or(usize::MAX)
         };
-        let mut files = changed.into_iter().peekable();
         let mut in_flight: Option<(Group, PendingEmbeddings)> = None;
         let mut done_files = 0;
         loop {
-            let next = match next_group(&mut files, options.chunk_tokens, &count) {
+            let next = match next_group(files, options.chunk_tokens, options.group_bytes, &count) {
                 Some(mut group) => {
                     group.find_stored(&self.store)?;
                     let pending = embedder.submit(&group.texts_to_embed(), &embed_options)?;
@@ -198,6 +228,8 @@ struct PreparedFile {
     sha256: String,
     bytes: usize,
     chunks: Vec<PreparedChunk>,
+    /// Its text counted as held until the file is written and dropped.
+    _held: HeldBytes,
 }
 
 /// A chunk, the hash of its embedded text and, once known, its vector.
@@ -297,10 +329,12 @@ impl Group {
     }
 }
 
-/// Chunks the next files until the group holds enough tokens to keep the engine busy.
+/// Reads and chunks the next files until the group holds enough tokens to keep the engine
+/// busy, or `group_bytes` of text (a larger file makes a group of its own).
 fn next_group(
-    files: &mut std::iter::Peekable<impl Iterator<Item = (SourceFile, String)>>,
+    files: &mut Reader,
     chunk_tokens: usize,
+    group_bytes: usize,
     count: &dyn Fn(&str) -> usize,
 ) -> Option<Group> {
     let mut group = Group {
@@ -308,14 +342,19 @@ fn next_group(
         to_embed: Vec::new(),
         reused: 0,
     };
-    let (mut tokens, mut chunk_count) = (0, 0);
+    let (mut tokens, mut chunk_count, mut bytes) = (0, 0, 0);
     while group.files.len() < GROUP_FILES && tokens < GROUP_TOKENS && chunk_count < GROUP_CHUNKS {
-        let Some((file, sha256)) = files.next() else {
+        // Decided by the size the walk saw, before reading: a file read is held.
+        if !group.files.is_empty() && files.peek_bytes().is_some_and(|b| bytes + b > group_bytes) {
+            break;
+        }
+        let Some(ReadFile { file, sha256, held }) = files.next() else {
             break;
         };
         let chunks = chunk_file(&file.path, &file.text, chunk_tokens, count);
         tokens += chunks.len() * chunk_tokens / 2;
         chunk_count += chunks.len();
+        bytes += file.text.len();
         let path_parts = parts_column(&file.path);
         group.files.push(PreparedFile {
             bytes: file.text.len(),
@@ -336,9 +375,18 @@ fn next_group(
                 })
                 .collect(),
             path: file.path,
+            _held: held,
         });
     }
     (!group.files.is_empty()).then_some(group)
+}
+
+/// A skip reason as the report's key (`too_large`, `binary`, ...).
+fn reason_key(reason: SkipReason) -> String {
+    serde_json::to_value(reason)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// A symbol's words and the parts of its identifiers, for the lexical index.

@@ -106,11 +106,31 @@ const GENERATED_MARKERS: &[&str] = &[
 /// first `limit` files of that order are kept. `exclude` (e.g. the index's own folder) is
 /// never entered. Only an unreadable `root` is an error; any other file or folder that cannot
 /// be read is listed in [`Walk::unreadable`] and skipped.
+///
+/// This holds every file's text at once; an index update uses a walk that hands each file
+/// on and keeps none, so that its memory does not grow with the repository.
 pub fn walk(
     root: &Path,
     max_file_bytes: u64,
     limit: Option<usize>,
     exclude: Option<&Path>,
+) -> std::io::Result<Walk> {
+    let mut files = Vec::new();
+    let mut walk = walk_each(root, max_file_bytes, limit, exclude, &mut |file, _| {
+        files.push(file)
+    })?;
+    walk.files = files;
+    Ok(walk)
+}
+
+/// The walk of [`walk`], in the same order, that hands each file to `each` (with its full
+/// path) as soon as it is read instead of keeping it: the result's `files` is empty.
+pub(super) fn walk_each(
+    root: &Path,
+    max_file_bytes: u64,
+    limit: Option<usize>,
+    exclude: Option<&Path>,
+    each: &mut dyn FnMut(SourceFile, &Path),
 ) -> std::io::Result<Walk> {
     // Without this, an unreadable or missing root would look like an empty repository, and
     // the update would remove every indexed file.
@@ -147,13 +167,17 @@ pub fn walk(
         unreadable,
         ..Walk::default()
     };
+    let mut kept = 0;
     for (rel, path) in candidates {
-        if limit.is_some_and(|l| walk.files.len() >= l) {
+        if limit.is_some_and(|l| kept >= l) {
             walk.skipped.push((rel, SkipReason::OverLimit));
             continue;
         }
-        match classify(&rel, &path, max_file_bytes) {
-            Ok(Ok(text)) => walk.files.push(SourceFile { path: rel, text }),
+        match read_source(&rel, &path, max_file_bytes) {
+            Ok(Ok(text)) => {
+                kept += 1;
+                each(SourceFile { path: rel, text }, &path);
+            }
             Ok(Err(reason)) => walk.skipped.push((rel, reason)),
             Err(e) => walk.unreadable.push(Unreadable {
                 reason: io_reason(&e),
@@ -177,7 +201,7 @@ fn relative(root: &Path, path: &Path) -> String {
 }
 
 /// Vanished for a path that is gone, unreadable for anything else.
-fn io_reason(e: &std::io::Error) -> SkipReason {
+pub(super) fn io_reason(e: &std::io::Error) -> SkipReason {
     if e.kind() == std::io::ErrorKind::NotFound {
         SkipReason::Vanished
     } else {
@@ -218,8 +242,8 @@ fn read_capped(path: &Path, max: u64) -> std::io::Result<Option<Vec<u8>>> {
     Ok((bytes.len() as u64 <= max).then_some(bytes))
 }
 
-/// Reads a file, or says why it is not indexed.
-fn classify(
+/// Reads a file (`rel` is its path in the repository), or says why it is not indexed.
+pub(super) fn read_source(
     rel: &str,
     path: &Path,
     max_file_bytes: u64,
@@ -264,10 +288,10 @@ mod tests {
     fn a_file_gone_before_it_is_read_is_vanished_not_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let gone = dir.path().join("gone.rs");
-        let e = classify("gone.rs", &gone, 1 << 20).unwrap_err();
+        let e = read_source("gone.rs", &gone, 1 << 20).unwrap_err();
         assert_eq!(io_reason(&e), SkipReason::Vanished);
         // A folder is no file: reading it fails, and that is unreadable.
-        let e = classify("d", dir.path(), 1 << 20).unwrap_err();
+        let e = read_source("d", dir.path(), 1 << 20).unwrap_err();
         assert_eq!(io_reason(&e), SkipReason::Unreadable, "{e}");
     }
 
@@ -279,7 +303,7 @@ mod tests {
         assert_eq!(read_capped(&file, 99).unwrap(), None);
         assert_eq!(read_capped(&file, 100).unwrap().unwrap().len(), 100);
         assert_eq!(
-            classify("big.txt", &file, 99).unwrap(),
+            read_source("big.txt", &file, 99).unwrap(),
             Err(SkipReason::TooLarge)
         );
     }

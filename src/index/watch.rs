@@ -25,9 +25,10 @@ pub struct Changes {
     root: PathBuf,
     /// The top-level ignore files' rules, read again whenever one of them changes.
     ignore: Mutex<Gitignore>,
-    /// Each path's size and modification time when an event last named it (`None`: gone).
-    /// notify reports opens too, so reading a file is an event: an update's own reads, or a
-    /// build tool's, would otherwise wake the watcher for a pass that finds nothing, forever.
+    /// Each path's size and modification time when an event last named it, or when watching
+    /// began (`None`: gone). notify reports opens too, so reading a file is an event: an
+    /// update's own reads, or a build tool's, would otherwise wake the watcher for a pass that
+    /// finds nothing, forever.
     seen: Mutex<HashMap<PathBuf, Option<Stamp>>>,
     index: Option<PathBuf>,
 }
@@ -42,6 +43,37 @@ type Stamp = (u64, std::time::SystemTime);
 fn stamp(path: &Path) -> Option<Stamp> {
     let m = std::fs::symlink_metadata(path).ok()?;
     Some((m.len(), m.modified().ok()?))
+}
+
+/// The stamps of what an update would look at under `root` (the walk an update makes: files,
+/// their folders, and the ignore files in them). Without them, the first event that names a
+/// path counts as a change: the first pass's own reads of every file, or a person opening a
+/// file the watcher has not seen yet, would start a pass that finds nothing.
+fn stamps_now(root: &Path) -> HashMap<PathBuf, Option<Stamp>> {
+    let mut seen = HashMap::new();
+    let walker = ignore::WalkBuilder::new(root)
+        .hidden(true)
+        .git_ignore(true)
+        .git_exclude(true)
+        .git_global(true)
+        .require_git(false)
+        .follow_links(false)
+        .build();
+    for entry in walker.flatten() {
+        let path = entry.path();
+        if entry.file_type().is_some_and(|t| t.is_dir()) {
+            for name in IGNORE_FILES {
+                let rules = path.join(name);
+                if let Some(s) = stamp(&rules) {
+                    seen.insert(rules, Some(s));
+                }
+            }
+        }
+        if let Some(s) = stamp(path) {
+            seen.insert(path.to_path_buf(), Some(s));
+        }
+    }
+    seen
 }
 
 /// The rules of the ignore files at the top of `root`.
@@ -86,12 +118,15 @@ impl Changes {
                 .zip(i.file_name())
                 .map_or_else(|| i.to_path_buf(), |(d, n)| d.join(n))
         });
+        // Taken after the watch began: a change made before this stamp was taken is in the
+        // files a first pass reads after this returns, and one made after it changes a stamp.
+        let seen = Mutex::new(stamps_now(&root));
         Ok(Self {
             rx,
             _debouncer: debouncer,
             root,
             ignore,
-            seen: Mutex::new(HashMap::new()),
+            seen,
             index,
         })
     }
@@ -151,8 +186,9 @@ impl Changes {
                 .is_some_and(|n| IGNORE_FILES.iter().any(|f| n.to_str() == Some(f)))
     }
 
-    /// Whether `path` changed since an event last named it: a path seen for the first time
-    /// counts as changed; an event that left size and time as they were is a read.
+    /// Whether `path` changed since an event last named it or watching began: a path not
+    /// stamped then (new, or in an ignored folder) counts as changed; an event that left
+    /// size and time as they were is a read.
     fn stamp_changed(&self, path: &Path) -> bool {
         let now = stamp(path);
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());

@@ -131,7 +131,19 @@ impl Language {
                 let mut d = node.child_by_field_name("declarator")?;
                 for _ in 0..16 {
                     if d.kind() == "function_declarator" {
-                        return Some(plain(text(d.child_by_field_name("declarator")?, src)?));
+                        let name = d.child_by_field_name("declarator")?;
+                        // C++'s `void Foo::bar() { ... }` defines a member outside its class:
+                        // a method, named `Foo::bar`. (`void ns::f() { ... }` would be a
+                        // namespace's function; the syntax does not tell them apart, and
+                        // out-of-class member definitions are by far the more common.)
+                        let kind = match name.kind() {
+                            "qualified_identifier" => "method",
+                            _ => def.kind,
+                        };
+                        return Some(Found {
+                            kind,
+                            ..plain(text(name, src)?)
+                        });
                     }
                     d = match d.child_by_field_name("declarator") {
                         Some(inner) => inner,

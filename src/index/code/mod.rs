@@ -12,12 +12,20 @@
 //!   container's name; a definition with nothing inside to split at is cut at lines by
 //!   [`split`], every piece keeping its name;
 //! - everything else (imports, constants, top-level statements, code that does not parse)
-//!   is cut by [`split`] in runs between definitions: small statements merge up to the budget.
+//!   is cut by [`split`] in runs between definitions: small statements merge up to the budget;
+//! - a leftover of fewer than [`TINY_TOKENS`] (the `impl Foo {` line left when an impl split
+//!   at its methods, a namespace's braces, `#endif`, the last lines of a function cut at
+//!   lines) joins a neighbour in the same container when the two fit the budget together:
+//!   one that closes something (`}`, `#endif`) or ends a function joins the chunk before it,
+//!   any other the chunk after it. Other small code outside any definition (an import, a
+//!   statement) stays a chunk of its own, and two definitions never share a chunk: a hit is
+//!   still exactly one definition, with at most a few leftover lines beside it.
 //!
 //! Every chunk is exactly the lines of what it holds, so an edit inside one definition
 //! changes that definition's chunk and no other: the others keep their text, hence their
-//! stored vectors (see `update`). Blank lines between items and chunks of punctuation only
-//! (a lone closing brace) are in no chunk.
+//! stored vectors (see `update`). Chunks of punctuation only (a lone closing brace) are
+//! dropped, and blank lines between items are in no chunk unless a leftover joined across
+//! them.
 
 mod languages;
 
@@ -51,9 +59,40 @@ pub fn chunk_code(
         count,
     };
     let items = chunker.items(tree.root_node(), None);
-    let mut chunks = Vec::new();
-    chunker.layout(items, None, &mut chunks);
-    Some(chunks)
+    let mut pieces = Vec::new();
+    chunker.layout(items, None, &mut pieces);
+    Some(pieces.into_iter().map(|p| p.chunk).collect())
+}
+
+/// Chunks under this many tokens (the end-of-text token included) that are not whole
+/// definitions join a neighbour (see the module docs): alone, they are search hits that say
+/// nothing, and they were a few percent of the chunks of large repositories.
+const TINY_TOKENS: usize = 16;
+
+/// A chunk as the layout made it, before tiny leftovers join their neighbours.
+struct Piece {
+    chunk: Chunk,
+    shape: Shape,
+}
+
+/// What a piece holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// A whole definition: never joined with another definition.
+    Whole,
+    /// A chunk of a container laid out already: its leftovers found their place inside it.
+    Settled,
+    /// A later piece of a definition cut at lines: it ends that definition.
+    Tail,
+    /// Anything else: other code, a container's lines between its members, the first piece
+    /// of a definition cut at lines.
+    Rest,
+}
+
+/// Whether a leftover closes what came before it: then it belongs with the chunk before.
+fn closes(text: &str) -> bool {
+    let first = text.lines().map(str::trim).find(|l| !l.is_empty());
+    first.is_some_and(|l| ["}", ")", "]", "#endif"].iter().any(|c| l.starts_with(c)))
 }
 
 /// What an item of a container is.
@@ -169,15 +208,19 @@ impl<'a> Chunker<'a> {
 
     /// Turns items into chunks: definitions whole when they fit, split at their members or
     /// lines when not, and the runs of other items between them split by lines.
-    fn layout(&self, items: Vec<Item>, owner: Owner, out: &mut Vec<Chunk>) {
+    ///
+    /// Tiny leftovers join their neighbours among the pieces of this container only (so that
+    /// a class's last lines never join what follows the class); what goes out is settled.
+    fn layout(&self, items: Vec<Item>, owner: Owner, out: &mut Vec<Piece>) {
+        let mut level = Vec::new();
         let mut run: Option<(usize, usize)> = None;
         for item in items {
             match item.role {
                 Role::Def(def) => {
                     if let Some((s, e)) = run.take() {
-                        self.lines_of(s, e, owner, out);
+                        self.lines_of(s, e, owner, false, &mut level);
                     }
-                    self.definition(item.start, item.end, def, out);
+                    self.definition(item.start, item.end, def, &mut level);
                 }
                 Role::Attached | Role::Other => {
                     run = Some(match run {
@@ -188,30 +231,37 @@ impl<'a> Chunker<'a> {
             }
         }
         if let Some((s, e)) = run {
-            self.lines_of(s, e, owner, out);
+            self.lines_of(s, e, owner, false, &mut level);
         }
+        out.extend(self.merge_tiny(level).into_iter().map(|chunk| Piece {
+            chunk,
+            shape: Shape::Settled,
+        }));
     }
 
     /// One definition spanning rows `start..=end` (its attached comments included).
-    fn definition(&self, start: usize, end: usize, def: Def, out: &mut Vec<Chunk>) {
+    fn definition(&self, start: usize, end: usize, def: Def, out: &mut Vec<Piece>) {
         let text = self.text(start, end);
         let owner = Some((def.kind, def.symbol.as_str()));
         if (self.count)(&text) <= self.budget {
-            out.push(Chunk {
-                start_line: start + 1,
-                end_line: end.min(self.lines.len() - 1) + 1,
-                text,
-                symbol: Some(def.symbol.clone()),
-                kind: Some(def.kind.to_string()),
+            out.push(Piece {
+                chunk: Chunk {
+                    start_line: start + 1,
+                    end_line: end.min(self.lines.len() - 1) + 1,
+                    text,
+                    symbol: Some(def.symbol.clone()),
+                    kind: Some(def.kind.to_string()),
+                },
+                shape: Shape::Whole,
             });
             return;
         }
         let Some(body) = def.body else {
-            return self.lines_of(start, end, owner, out);
+            return self.lines_of(start, end, owner, true, out);
         };
         let members = self.items(body, Some(&def));
         if !members.iter().any(|m| matches!(m.role, Role::Def(_))) {
-            return self.lines_of(start, end, owner, out);
+            return self.lines_of(start, end, owner, true, out);
         }
         // The header (`impl Foo {`, `class Foo:` and its docstring...) and the footer are
         // items too, so that they merge with the fields and constants next to them.
@@ -239,10 +289,14 @@ impl<'a> Chunker<'a> {
     }
 
     /// Rows `start..=end` cut by lines within the budget, labelled with `owner`; pieces of
-    /// punctuation only are dropped.
-    fn lines_of(&self, start: usize, end: usize, owner: Owner, out: &mut Vec<Chunk>) {
+    /// punctuation only are dropped. With `tails`, the rows are one definition, and the
+    /// pieces after the first end it.
+    fn lines_of(&self, start: usize, end: usize, owner: Owner, tails: bool, out: &mut Vec<Piece>) {
         let text = self.text(start, end);
-        for mut chunk in split(&text, self.budget, self.count) {
+        for (i, mut chunk) in split(&text, self.budget, self.count)
+            .into_iter()
+            .enumerate()
+        {
             if !chunk.text.chars().any(char::is_alphanumeric) {
                 continue;
             }
@@ -252,8 +306,67 @@ impl<'a> Chunker<'a> {
                 chunk.kind = Some(kind.to_string());
                 chunk.symbol = Some(symbol.to_string());
             }
+            let shape = if tails && i > 0 {
+                Shape::Tail
+            } else {
+                Shape::Rest
+            };
+            out.push(Piece { chunk, shape });
+        }
+    }
+
+    /// The pieces as chunks, each tiny leftover joined with a neighbour when the two fit the
+    /// budget (see the module docs); the neighbour's name and kind stay.
+    fn merge_tiny(&self, pieces: Vec<Piece>) -> Vec<Chunk> {
+        let mut out: Vec<Chunk> = Vec::with_capacity(pieces.len());
+        // A leftover waiting for the chunk after it.
+        let mut carried: Option<Chunk> = None;
+        for Piece { mut chunk, shape } in pieces {
+            if let Some(before) = carried.take() {
+                match self.joined(&before, &chunk) {
+                    Some(text) => {
+                        chunk.start_line = before.start_line;
+                        chunk.text = text;
+                    }
+                    None => out.push(before),
+                }
+            }
+            // Other code that is not a container's (an import, a statement) stays itself
+            // unless it closes something.
+            let leftover = matches!(shape, Shape::Tail | Shape::Rest)
+                && (chunk.kind.is_some() || closes(&chunk.text))
+                && (self.count)(&chunk.text) < TINY_TOKENS;
+            if !leftover {
+                out.push(chunk);
+            } else if shape == Shape::Tail || closes(&chunk.text) {
+                self.join_last(&mut out, chunk);
+            } else {
+                carried = Some(chunk);
+            }
+        }
+        // Nothing came after it: the chunk before takes it instead.
+        if let Some(last) = carried {
+            self.join_last(&mut out, last);
+        }
+        out
+    }
+
+    /// Appends `chunk` to the last chunk of `out` when the two fit the budget, else pushes it.
+    fn join_last(&self, out: &mut Vec<Chunk>, chunk: Chunk) {
+        if let Some(last) = out.last_mut()
+            && let Some(text) = self.joined(last, &chunk)
+        {
+            last.end_line = chunk.end_line;
+            last.text = text;
+        } else {
             out.push(chunk);
         }
+    }
+
+    /// The lines from `first`'s start to `second`'s end, when they fit the budget.
+    fn joined(&self, first: &Chunk, second: &Chunk) -> Option<String> {
+        let text = self.text(first.start_line - 1, second.end_line - 1);
+        ((self.count)(&text) <= self.budget).then_some(text)
     }
 }
 
