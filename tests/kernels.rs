@@ -6,7 +6,8 @@
 //! activation quantisation gives ggml's own numbers bit for bit, and the products match a
 //! double-precision Q8_0 dot product on shapes whose rows are not a multiple of the 16-row
 //! interleave, with 1 to 33 activation rows and 1 to 96 blocks. The same harness checks the
-//! SIMD packing of the flash-attention patch (`fa_pack.h`, `tests/kernels/fa_pack.cpp`).
+//! interleaved F16 kernels (`f16x16.h`, `tests/kernels/f16x16.cpp`) and the SIMD packing of the
+//! flash-attention patch (`fa_pack.h`, `tests/kernels/fa_pack.cpp`).
 
 #![cfg(target_arch = "x86_64")]
 
@@ -85,6 +86,41 @@ fn q8_0x16_kernels_match_the_scalar_reference_on_every_instruction_set_this_cpu_
         ran.push(name);
     }
     // Below AVX2 ggml keeps its own Q8_0 path, so there is nothing of ours to test.
+    assert_eq!(ran.is_empty(), !avx2, "variants run: {ran:?}");
+}
+
+/// The interleaved F16 kernels (`f16x16.h`): the repack is a lossless permutation, and every
+/// output equals, bit for bit, one FP32 FMA chain over k (`sum = fma(a, w, sum)`, F16 weights
+/// converted exactly, F32 activations), and lies within FP32 accumulation error of the exact
+/// product; for 1 to 97 activation rows, weight rows not a multiple of the 16-row group, and K
+/// below, at and past the 256-value panel and not a multiple of 8.
+#[test]
+fn f16x16_kernels_match_sequential_fp32_fma_on_every_instruction_set_this_cpu_runs() {
+    let avx2 = std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+        && std::arch::is_x86_feature_detected!("f16c");
+    let variants: [(&str, &[&str], bool); 2] = [
+        ("avx2", &["-march=x86-64-v3"], avx2),
+        (
+            "avx512",
+            &["-march=x86-64-v4"],
+            avx2 && std::arch::is_x86_feature_detected!("avx512f"),
+        ),
+    ];
+    let mut ran = Vec::new();
+    for (name, flags, supported) in variants {
+        if !supported {
+            eprintln!("this CPU cannot run the {name} kernels: not tested here");
+            continue;
+        }
+        let out = build_and_run("f16x16", name, flags);
+        assert!(
+            out.starts_with(&format!("{name}: ")) && out.contains("shapes passed"),
+            "{out}"
+        );
+        ran.push(name);
+    }
+    // Below AVX2 ggml keeps its own F16 path, so there is nothing of ours to test.
     assert_eq!(ran.is_empty(), !avx2, "variants run: {ran:?}");
 }
 

@@ -27,6 +27,7 @@
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include "arch/x86/q8_0x16.h"  // gguf-embed patch: interleaved Q8_0 kernels for x86
+#include "arch/x86/f16x16.h"   // gguf-embed patch: interleaved F16 kernels for x86
 #endif
 
 #if defined(__GNUC__)
@@ -5028,11 +5029,100 @@ class q8_0x16_traits : public tensor_traits_base {
 };
 #endif
 
+
+#if defined(F16X16_AVAILABLE)
+// gguf-embed patch: F16 weights repacked into 16-row interleaved groups for x86
+// (arch/x86/f16x16.h), multiplied with F32 activations in FP32 FMAs. Same weight values as the
+// file's; unlike ggml's F16 path (vec_dot_type F16, then tinyBLAS), the activations are not
+// rounded to F16, so the products are the exact ones up to FP32 accumulation.
+class f16x16_traits : public tensor_traits_base {
+    bool work_size(int /* n_threads */, const struct ggml_tensor * op, size_t & size) override {
+        if (op->op != GGML_OP_MUL_MAT) {
+            return false;
+        }
+        size = 0;  // the activations are read in place, as F32: nothing to convert
+        return true;
+    }
+
+    bool compute_forward(struct ggml_compute_params * params, struct ggml_tensor * op) override {
+        if (op->op != GGML_OP_MUL_MAT) {
+            return false;
+        }
+        const ggml_tensor * src0 = op->src[0];
+        const ggml_tensor * src1 = op->src[1];
+        ggml_tensor *       dst  = op;
+        GGML_TENSOR_BINARY_OP_LOCALS
+
+        GGML_ASSERT(src1->type == GGML_TYPE_F32);
+        GGML_ASSERT(ne02 == 1 && ne03 == 1);
+        GGML_ASSERT(nb0 == sizeof(float) && nb10 == sizeof(float) && nb11 % sizeof(float) == 0);
+        GGML_ASSERT(ne0 == ne01 && ne1 == ne11 && ne2 == ne12 && ne3 == ne13);
+
+        const int ith = params->ith;
+        const int nth = params->nth;
+
+        // Chunks of 64 weight rows (4 groups), handed out dynamically; each thread multiplies
+        // its chunk by every activation row.
+        const int64_t rows_per_chunk = 4 * f16x16::NR;
+        const int64_t nchunk         = (ne01 + rows_per_chunk - 1) / rows_per_chunk;
+        if (ith == 0) {
+            ggml_threadpool_chunk_set(params->threadpool, nth);
+        }
+        ggml_barrier(params->threadpool);
+
+        for (int64_t chunk = ith; chunk < nchunk; chunk = ggml_threadpool_chunk_add(params->threadpool, 1)) {
+            const int64_t    row0  = chunk * rows_per_chunk;
+            const int64_t    nrows = std::min(rows_per_chunk, ne01 - row0);
+            // Every group before row0 is full: the chunk starts row0 * K values in.
+            const uint16_t * w     = (const uint16_t *) src0->data + row0 * ne00;
+            for (int64_t i13 = 0; i13 < ne13; i13++) {
+                for (int64_t i12 = 0; i12 < ne12; i12++) {
+                    f16x16::gemm(ne00, w, nrows, (const float *) ((const char *) src1->data + i12 * nb12 + i13 * nb13),
+                                 nb11 / sizeof(float), ne11,
+                                 (float *) ((char *) dst->data + i12 * nb2 + i13 * nb3) + row0, nb1 / sizeof(float));
+                }
+            }
+        }
+        return true;
+    }
+
+    int repack(struct ggml_tensor * t, const void * data, size_t data_size) override {
+        GGML_ASSERT(t->type == GGML_TYPE_F16 && data_size == ggml_nbytes(t));
+        // As for q8_0x16: split large tensors between threads at group boundaries, so that the
+        // kernel zeroing the buffer's fresh pages happens in parallel. Each thread writes its
+        // own rows only.
+        const int64_t nrows    = t->ne[1];
+        const int64_t k        = t->ne[0];
+        const int64_t ngroups  = (nrows + f16x16::NR - 1) / f16x16::NR;
+        const int64_t nthreads = std::min<int64_t>(
+            { (int64_t) std::max(1u, std::thread::hardware_concurrency()), 4, (int64_t) (data_size >> 20) + 1, ngroups });
+        const auto part = [&](int64_t i) {
+            const int64_t g0 = ngroups * i / nthreads, g1 = ngroups * (i + 1) / nthreads;
+            const int64_t r0 = g0 * f16x16::NR, r1 = std::min(nrows, g1 * f16x16::NR);
+            f16x16::repack((const uint16_t *) data + r0 * k, (uint16_t *) t->data + r0 * k, r1 - r0, k);
+        };
+        std::vector<std::thread> helpers;
+        for (int64_t i = 1; i < nthreads; i++) {
+            helpers.emplace_back(part, i);
+        }
+        part(0);
+        for (auto & h : helpers) {
+            h.join();
+        }
+        return 0;
+    }
+};
+#endif
+
 }  // namespace ggml::cpu::repack
 
 #if defined(Q8X16_AVAILABLE)
 // gguf-embed patch: the one q8_0x16 traits object, also recognised by prepacked buffers below.
 static const ggml::cpu::repack::q8_0x16_traits q8_0x16_instance;
+#endif
+#if defined(F16X16_AVAILABLE)
+// gguf-embed patch: the one f16x16 traits object.
+static const ggml::cpu::repack::f16x16_traits f16x16_instance;
 #endif
 
 static const ggml::cpu::tensor_traits * ggml_repack_get_optimal_repack_type(const struct ggml_tensor * cur) {
@@ -5248,6 +5338,16 @@ static const ggml::cpu::tensor_traits * ggml_repack_get_optimal_repack_type(cons
             }
             #endif
         }
+    } else if (cur->type == GGML_TYPE_F16) {
+#if defined(F16X16_AVAILABLE)
+        // gguf-embed patch: x86 (AVX2 and up) gets the 16-row interleaved F16 layout; 2-D
+        // weights only (MUL_MAT, not MUL_MAT_ID), and not the vocabulary matrices, as for
+        // q8_0x16 above (an F16 vocabulary matrix would be a 311 MB copy for a 0.6B model).
+        if (ggml_n_dims(cur) == 2 && strcmp(cur->name, "output.weight") != 0 &&
+            strcmp(cur->name, "token_embd.weight") != 0) {
+            return &f16x16_instance;
+        }
+#endif
     } else if (cur->type == GGML_TYPE_Q1_0) {
         if (ggml_cpu_has_neon() && ggml_cpu_has_matmul_int8()) {
             if (cur->ne[1] % 4 == 0) {
