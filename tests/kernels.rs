@@ -49,6 +49,26 @@ fn build_and_run(program: &str, name: &str, flags: &[&str]) -> String {
     stdout
 }
 
+/// Builds and runs `program` for every (name, flags, supported) variant this CPU supports;
+/// returns the names run. Each program names the variant it was built as, so its output also
+/// shows that the flags selected the intended one.
+fn run_variants<'a>(program: &str, variants: &[(&'a str, &[&str], bool)]) -> Vec<&'a str> {
+    let mut ran = Vec::new();
+    for &(name, flags, supported) in variants {
+        if !supported {
+            eprintln!("this CPU cannot run the {name} kernels: not tested here");
+            continue;
+        }
+        let out = build_and_run(program, name, flags);
+        assert!(
+            out.starts_with(&format!("{name}: ")) && out.contains("shapes passed"),
+            "{out}"
+        );
+        ran.push(name);
+    }
+    ran
+}
+
 #[test]
 fn q8_0x16_kernels_match_the_scalar_reference_on_every_instruction_set_this_cpu_runs() {
     let avx2 = std::arch::is_x86_feature_detected!("avx2")
@@ -71,20 +91,7 @@ fn q8_0x16_kernels_match_the_scalar_reference_on_every_instruction_set_this_cpu_
                 && avx2,
         ),
     ];
-    let mut ran = Vec::new();
-    for (name, flags, supported) in variants {
-        if !supported {
-            eprintln!("this CPU cannot run the {name} kernels: not tested here");
-            continue;
-        }
-        let out = build_and_run("q8_0x16", name, flags);
-        // The program names the variant it was built as: the flags selected the intended one.
-        assert!(
-            out.starts_with(&format!("{name}: ")) && out.contains("shapes passed"),
-            "{out}"
-        );
-        ran.push(name);
-    }
+    let ran = run_variants("q8_0x16", &variants);
     // Below AVX2 ggml keeps its own Q8_0 path, so there is nothing of ours to test.
     assert_eq!(ran.is_empty(), !avx2, "variants run: {ran:?}");
 }
@@ -107,19 +114,7 @@ fn f16x16_kernels_match_sequential_fp32_fma_on_every_instruction_set_this_cpu_ru
             avx2 && std::arch::is_x86_feature_detected!("avx512f"),
         ),
     ];
-    let mut ran = Vec::new();
-    for (name, flags, supported) in variants {
-        if !supported {
-            eprintln!("this CPU cannot run the {name} kernels: not tested here");
-            continue;
-        }
-        let out = build_and_run("f16x16", name, flags);
-        assert!(
-            out.starts_with(&format!("{name}: ")) && out.contains("shapes passed"),
-            "{out}"
-        );
-        ran.push(name);
-    }
+    let ran = run_variants("f16x16", &variants);
     // Below AVX2 ggml keeps its own F16 path, so there is nothing of ours to test.
     assert_eq!(ran.is_empty(), !avx2, "variants run: {ran:?}");
 }

@@ -138,13 +138,7 @@ pub(super) fn walk_each(
     let mut candidates: Vec<(String, PathBuf)> = Vec::new();
     let mut unreadable = Vec::new();
     let exclude = exclude.and_then(|e| e.canonicalize().ok());
-    let walker = ignore::WalkBuilder::new(root)
-        .hidden(true)
-        .git_ignore(true)
-        .git_exclude(true)
-        .git_global(true)
-        .require_git(false)
-        .follow_links(false)
+    let walker = walk_builder(root)
         .filter_entry(move |e| {
             exclude
                 .as_ref()
@@ -278,6 +272,21 @@ pub(super) fn read_source(
         return Ok(Err(SkipReason::Generated));
     }
     Ok(Ok(text))
+}
+
+/// The walk's rules, one place for every walker of a repository (the index's walk and the
+/// watcher's stamps must see the same files): hidden files skipped, every kind of ignore file
+/// honoured with or without git, links not followed.
+pub(crate) fn walk_builder(root: &Path) -> ignore::WalkBuilder {
+    let mut builder = ignore::WalkBuilder::new(root);
+    builder
+        .hidden(true)
+        .git_ignore(true)
+        .git_exclude(true)
+        .git_global(true)
+        .require_git(false)
+        .follow_links(false);
+    builder
 }
 
 #[cfg(test)]

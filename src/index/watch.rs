@@ -51,14 +51,7 @@ fn stamp(path: &Path) -> Option<Stamp> {
 /// file the watcher has not seen yet, would start a pass that finds nothing.
 fn stamps_now(root: &Path) -> HashMap<PathBuf, Option<Stamp>> {
     let mut seen = HashMap::new();
-    let walker = ignore::WalkBuilder::new(root)
-        .hidden(true)
-        .git_ignore(true)
-        .git_exclude(true)
-        .git_global(true)
-        .require_git(false)
-        .follow_links(false)
-        .build();
+    let walker = super::walk::walk_builder(root).build();
     for entry in walker.flatten() {
         let path = entry.path();
         if entry.file_type().is_some_and(|t| t.is_dir()) {
