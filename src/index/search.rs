@@ -11,7 +11,7 @@ use super::filter::{PathFilter, language_of};
 use super::lexical::fts_query;
 use super::store::blob_vector;
 use super::{Index, IndexError};
-use crate::{EmbedOptions, Embedder, Instruction, Task};
+use crate::{EmbedOptions, Embedder, Instruction, PendingEmbeddings, Task};
 
 /// The reciprocal-rank-fusion constant: a result at rank `r` (from 1) of a list adds
 /// `1 / (k + r)` to its fused score. 60 is the value of the original RRF paper and of the
@@ -232,6 +232,11 @@ impl Index {
                 ));
             }
         };
+        // The query is embedded on the engine's threads while this one runs the lexical
+        // search: hybrid search then costs about the longer of the two, not their sum.
+        let pending = embedder
+            .map(|e| self.submit_query(e, query, &options.instruction))
+            .transpose()?;
         let fts = match options.mode {
             SearchMode::Semantic => None,
             _ => fts_query(query),
@@ -242,9 +247,9 @@ impl Index {
                 .lexical(&q, pool, allowed.is_some().then_some(&keep as _))?,
             None => Vec::new(),
         };
-        let (query_vector, semantic) = match embedder {
-            Some(embedder) => {
-                let vector = self.embed_query(embedder, query, &options.instruction)?;
+        let (query_vector, semantic) = match pending {
+            Some(pending) => {
+                let vector = pending.wait()?.remove(0).vector;
                 let hits = self.scan(&vector, pool, &keep)?;
                 (Some(vector), hits)
             }
@@ -290,13 +295,14 @@ impl Index {
         self.hits(page, options)
     }
 
-    /// Embeds a query for this index, after checking that `embedder` is its model.
-    fn embed_query(
+    /// Queues a query's embedding for this index, after checking that `embedder` is its
+    /// model; dropping the handle cancels it.
+    fn submit_query(
         &self,
         embedder: &Embedder,
         query: &str,
         instruction: &Instruction,
-    ) -> Result<Vec<f32>, IndexError> {
+    ) -> Result<PendingEmbeddings, IndexError> {
         let fingerprint = self
             .fingerprint()?
             .ok_or_else(|| IndexError::Missing(self.path.clone()))?;
@@ -304,7 +310,7 @@ impl Index {
         let embed = EmbedOptions::default()
             .with_instruction(instruction.clone())
             .with_dimensions(fingerprint.dimensions);
-        Ok(embedder.embed(&[query], &embed)?.remove(0).vector)
+        Ok(embedder.submit(&[query], &embed)?)
     }
 
     /// Reciprocal rank fusion of the semantic list, the lexical list and a third list: the
