@@ -49,6 +49,9 @@ fn main() -> Result<(), Box<dyn Error>> {
         )?);
         fill(&path, chunks, dims)?;
     }
+    // Opening for writing gives an index of an older schema (or the one just filled, which
+    // has no codes yet) the current one: the scan reads the vectors' int8 codes.
+    drop(Index::open(&path)?);
     let index = Index::open_read_only(&path)?;
     let size = std::fs::metadata(&path)?.len();
     println!(
@@ -111,10 +114,15 @@ fn capitalise(w: &str) -> String {
 }
 
 /// Inserts `chunks` rows (ten per file) of random unit vectors and generated code straight
-/// into the database, with their lexical-index rows.
+/// into the database, with their lexical-index rows, and marks it as schema 2 (chunks
+/// without int8 codes): the next open for writing computes the codes as it would for an
+/// index written by an older gguf-embed.
 fn fill(path: &std::path::Path, chunks: usize, dims: usize) -> rusqlite::Result<()> {
     let mut conn = rusqlite::Connection::open(path)?;
     let tx = conn.transaction()?;
+    tx.execute_batch(
+        "DROP TABLE codes; UPDATE meta SET value = '2' WHERE key = 'schema_version';",
+    )?;
     for f in 0..chunks.div_ceil(10) {
         let file = format!("src/{}/{}_{f}.rs", word(f as u64), identifier(f as u64));
         tx.execute(

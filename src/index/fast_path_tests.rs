@@ -153,3 +153,123 @@ fn lexical_search_equals_the_reference_with_and_without_a_filter() {
     }
     assert!(ties_seen, "the data should hold equal scores");
 }
+
+/// Every chunk's (path, first line, cosine) for `query`, best first, equal scores in id
+/// order, the first `k`: what a plain scan of the float vectors returns.
+fn reference_semantic(store: &Store, query: &[f32], k: usize) -> Vec<(String, usize, f32)> {
+    let mut all: Vec<(String, usize, f32)> = store
+        .all_vectors()
+        .unwrap()
+        .into_iter()
+        .map(|(path, start, _, blob)| (path, start, super::search::dot_blob(&blob, query)))
+        .collect();
+    // all_vectors is in path and line order, which is also id order here (files and chunks
+    // were written in that order): a stable sort keeps it among equal scores.
+    all.sort_by(|a, b| b.2.total_cmp(&a.2));
+    all.truncate(k);
+    all
+}
+
+fn semantic(index: &super::Index, query: &[f32], k: usize) -> Vec<(String, usize, f32)> {
+    index
+        .search_vector(query, k)
+        .unwrap()
+        .into_iter()
+        .map(|h| (h.path, h.start_line, h.score))
+        .collect()
+}
+
+#[test]
+fn the_scan_of_int8_codes_returns_what_the_float_scan_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("index.sqlite");
+    let dims = 64;
+    let store = fill(&db, 400, dims);
+    // Queries: random directions, and stored vectors themselves (a perfect match first,
+    // then close calls for the codes).
+    let stored: Vec<Vec<f32>> = store
+        .all_vectors()
+        .unwrap()
+        .into_iter()
+        .step_by(97)
+        .map(|(_, _, _, b)| super::store::blob_vector(&b))
+        .collect();
+    let mut rng = Rng(7);
+    let mut queries: Vec<Vec<f32>> = (0..8)
+        .map(|_| {
+            let mut v: Vec<f32> = (0..dims)
+                .map(|_| (rng.next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
+                .collect();
+            crate::vector::l2_normalize(&mut v);
+            v
+        })
+        .collect();
+    queries.extend(stored);
+    drop(store);
+
+    let with_codes = super::Index::open_read_only(&db).unwrap();
+    assert!(with_codes.store.has_codes());
+    let store = Store::open_read_only(&db).unwrap();
+    for q in &queries {
+        for k in [1, 10, 30, 2001, 5000] {
+            assert_eq!(
+                semantic(&with_codes, q, k),
+                reference_semantic(&store, q, k),
+                "k {k}"
+            );
+        }
+    }
+    drop(with_codes);
+
+    // The same file as an index of schema 2 (no codes): read-only, it is scanned as floats;
+    // opened for writing, it gains its codes and gives the same results again.
+    {
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "DROP TABLE codes; UPDATE meta SET value = '2' WHERE key = 'schema_version';",
+        )
+        .unwrap();
+    }
+    let old = super::Index::open_read_only(&db).unwrap();
+    assert!(!old.store.has_codes());
+    for q in &queries[..3] {
+        assert_eq!(semantic(&old, q, 10), reference_semantic(&store, q, 10));
+    }
+    drop(old);
+    let upgraded = super::Index::open(&db).unwrap();
+    assert!(upgraded.store.has_codes());
+    let (_, chunks) = upgraded.store.counts().unwrap();
+    let codes: i64 = Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM codes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(codes as usize, chunks);
+    for q in &queries {
+        assert_eq!(
+            semantic(&upgraded, q, 30),
+            reference_semantic(&store, q, 30)
+        );
+    }
+}
+
+#[test]
+fn deleting_a_file_deletes_its_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("index.sqlite");
+    let store = fill(&db, 20, 8);
+    let path = store.file_paths().unwrap()[3].1.clone();
+    store.delete_files(&[&path]).unwrap();
+    let conn = Connection::open(&db).unwrap();
+    let orphans: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM codes WHERE id NOT IN (SELECT id FROM chunks)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let codes: i64 = conn
+        .query_row("SELECT count(*) FROM codes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(orphans, 0);
+    assert_eq!(codes, 19 * 5);
+}

@@ -45,6 +45,7 @@
 mod checks;
 mod chunk;
 mod code;
+mod codes;
 #[cfg(test)]
 mod fast_path_tests;
 mod filter;

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use super::codes;
 use super::filter::{PathFilter, language_of};
 use super::lexical::fts_query;
 use super::store::blob_vector;
@@ -381,27 +382,49 @@ impl Index {
         k: usize,
         keep: &dyn Fn(i64) -> bool,
     ) -> Result<Vec<(i64, f32)>, IndexError> {
-        let mut best: BinaryHeap<Scored> = BinaryHeap::with_capacity(k + 1);
+        let mut best = TopK::new(k);
         if k == 0 {
             return Ok(Vec::new());
         }
-        self.store.scan_vectors(|id, file_id, blob| {
-            if blob.len() != query.len() * 4 || !keep(file_id) {
+        if !self.store.has_codes() {
+            self.store.scan_vectors(|id, file_id, blob| {
+                if blob.len() == query.len() * 4 && keep(file_id) {
+                    best.offer(dot_blob(blob, query), id);
+                }
+            })?;
+            return Ok(best.into_sorted());
+        }
+        // Two steps, with the same result as the scan above: the codes give every chunk an
+        // approximate score within a known bound of its exact one; the `k`-th best lower
+        // bound is then a score that `k` chunks are sure to reach, and only the chunks
+        // whose upper bound reaches it are scored exactly, from their float vectors, in id
+        // order as above (so ties resolve the same way).
+        let query_l1: f32 = query.iter().map(|x| x.abs()).sum();
+        let mut floor = TopK::new(k);
+        let mut candidates: Vec<(i64, f32)> = Vec::new();
+        self.store.scan_codes(|id, file_id, scale, code| {
+            if code.len() != query.len() || !keep(file_id) {
                 return;
             }
-            let score = dot_blob(blob, query);
-            if best.len() < k || best.peek().is_some_and(|w| score > w.score) {
-                best.push(Scored { score, id });
-                if best.len() > k {
-                    best.pop();
-                }
+            let approx = codes::dot(scale, code, query);
+            let bound = codes::error_bound(scale, query_l1);
+            floor.offer(approx - bound, id);
+            if floor.len() < k || approx + bound >= floor.worst() {
+                candidates.push((id, approx + bound));
             }
         })?;
-        Ok(best
-            .into_sorted_vec()
-            .into_iter()
-            .map(|s| (s.id, s.score))
-            .collect())
+        let reach = if floor.len() < k {
+            f32::NEG_INFINITY
+        } else {
+            floor.worst()
+        };
+        for (id, upper) in candidates {
+            if upper >= reach {
+                let score = self.store.with_vector(id, |blob| dot_blob(blob, query))?;
+                best.offer(score, id);
+            }
+        }
+        Ok(best.into_sorted())
     }
 
     /// Turns ranked ids into hits: text, symbol, context lines, then the token budget.
@@ -502,7 +525,7 @@ pub fn rrf(lists: &[&[i64]], k: f32) -> Vec<(i64, f32)> {
 
 /// The dot product of a stored little-endian f32 blob with a vector, read in place, with
 /// eight independent sums so the compiler can vectorise it.
-fn dot_blob(blob: &[u8], query: &[f32]) -> f32 {
+pub(super) fn dot_blob(blob: &[u8], query: &[f32]) -> f32 {
     let mut sums = [0f32; 8];
     let blocks = blob.chunks_exact(32).zip(query.chunks_exact(8));
     for (bytes, q) in blocks {
@@ -518,6 +541,48 @@ fn dot_blob(blob: &[u8], query: &[f32]) -> f32 {
         .map(|(b, q)| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * q)
         .sum();
     sums.iter().sum::<f32>() + rest
+}
+
+/// The `k` best (score, id) pairs offered, keeping the first offered among equal scores.
+struct TopK {
+    k: usize,
+    heap: BinaryHeap<Scored>,
+}
+
+impl TopK {
+    fn new(k: usize) -> Self {
+        Self {
+            k,
+            heap: BinaryHeap::with_capacity(k + 1),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// The lowest score kept (only meaningful once `k` are kept).
+    fn worst(&self) -> f32 {
+        self.heap.peek().map_or(f32::NEG_INFINITY, |w| w.score)
+    }
+
+    fn offer(&mut self, score: f32, id: i64) {
+        if self.heap.len() < self.k || self.heap.peek().is_some_and(|w| score > w.score) {
+            self.heap.push(Scored { score, id });
+            if self.heap.len() > self.k {
+                self.heap.pop();
+            }
+        }
+    }
+
+    /// The pairs kept, best first, as (id, score).
+    fn into_sorted(self) -> Vec<(i64, f32)> {
+        self.heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|s| (s.id, s.score))
+            .collect()
+    }
 }
 
 /// A candidate in the top-k heap, ordered so the worst is on top.

@@ -10,8 +10,12 @@ use super::IndexError;
 
 /// Marks a database as ours.
 const FORMAT: &str = "gguf-embed-index";
-/// Bumped when the schema changes incompatibly (2: chunk hashes, symbols and the FTS5 table).
-pub const SCHEMA_VERSION: i64 = 2;
+/// Bumped when the schema changes (2: chunk hashes, symbols and the FTS5 table; 3: the
+/// vectors' int8 codes). Version 2 is upgraded in place when it is opened for writing, and
+/// searched without codes when it is opened read-only; older versions need `--reindex`.
+pub const SCHEMA_VERSION: i64 = 3;
+/// The oldest schema this build reads.
+const OLDEST_READABLE: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -39,6 +43,16 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_by_file ON chunks(file_id);
 CREATE INDEX IF NOT EXISTS chunks_by_hash ON chunks(text_hash);
+-- Each chunk's vector coded in one byte per dimension with one scale (index/codes.rs), in a
+-- table of its own so that the exact-search scan reads a quarter of the vectors' bytes.
+-- Its id is the chunk's id; it goes with the chunk's file.
+CREATE TABLE IF NOT EXISTS codes (
+    id      INTEGER PRIMARY KEY,
+    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    scale   REAL NOT NULL,
+    code    BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS codes_by_file ON codes(file_id);
 -- The lexical index: the path, the text as written (identifiers kept whole: `_` is a token
 -- character) and the parts of compound identifiers. Its rowid is the chunk's id.
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
@@ -99,6 +113,9 @@ pub type StoredVector = (String, usize, usize, Vec<u8>);
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// Whether every chunk has its code (schema 3); a version-2 index opened read-only has
+    /// none, and its scan reads the float vectors.
+    has_codes: bool,
 }
 
 fn sql(path: &Path) -> impl Fn(rusqlite::Error) -> IndexError + '_ {
@@ -112,9 +129,10 @@ impl Store {
             return Err(IndexError::Missing(path.to_path_buf()));
         }
         let conn = Connection::open(path).map_err(sql(path))?;
-        let store = Self::wrap(conn, path);
+        let mut store = Self::wrap(conn, path);
         store.configure()?;
         store.check_format()?;
+        store.upgrade()?;
         Ok(store)
     }
 
@@ -129,7 +147,7 @@ impl Store {
         let first = Connection::open_with_flags(path, flags)
             .map(|c| Self::wrap(c, path))
             .map_err(sql(path))
-            .and_then(|s| s.check_format().map(|_| s));
+            .and_then(|mut s| s.check_format().map(|_| s));
         match first {
             Ok(store) => {
                 store.map_pages()?;
@@ -139,7 +157,7 @@ impl Store {
                 let uri = format!("file:{}?immutable=1", path.display());
                 let conn = Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)
                     .map_err(sql(path))?;
-                let store = Self::wrap(conn, path);
+                let mut store = Self::wrap(conn, path);
                 store.check_format()?;
                 store.map_pages()?;
                 Ok(store)
@@ -158,7 +176,7 @@ impl Store {
         // to overflow pages: the exact-search scan reads them 1.5x faster.
         conn.execute_batch("PRAGMA page_size = 16384;")
             .map_err(sql(path))?;
-        let store = Self::wrap(conn, path);
+        let mut store = Self::wrap(conn, path);
         store.configure()?;
         store.init_schema()?;
         Ok(store)
@@ -168,6 +186,7 @@ impl Store {
         Self {
             conn,
             path: path.to_path_buf(),
+            has_codes: false,
         }
     }
 
@@ -177,12 +196,56 @@ impl Store {
 
     /// Creates the tables and marks the file as ours in one transaction, so that a reader
     /// sees either an empty file or a whole index.
-    fn init_schema(&self) -> Result<(), IndexError> {
+    fn init_schema(&mut self) -> Result<(), IndexError> {
         let tx = self.db(self.conn.unchecked_transaction())?;
         self.db(tx.execute_batch(SCHEMA))?;
         self.set_meta("format", FORMAT)?;
         self.set_meta("schema_version", &SCHEMA_VERSION.to_string())?;
-        self.db(tx.commit())
+        self.db(tx.commit())?;
+        self.has_codes = true;
+        Ok(())
+    }
+
+    /// Brings a version-2 index to this schema in one transaction: the codes table, filled
+    /// from the stored vectors (a few seconds for 100,000 chunks). Another process may be
+    /// doing the same: the version is read again once the write lock is held.
+    fn upgrade(&mut self) -> Result<(), IndexError> {
+        if self.has_codes {
+            return Ok(());
+        }
+        self.db(self.conn.execute_batch("BEGIN IMMEDIATE"))?;
+        let result = (|| {
+            if self.format_and_version()?.1 == SCHEMA_VERSION {
+                return Ok(());
+            }
+            self.db(self.conn.execute_batch(SCHEMA))?;
+            let mut read = self.db(self
+                .conn
+                .prepare("SELECT id, file_id, embedding FROM chunks"))?;
+            let mut write = self.db(self.conn.prepare(
+                "INSERT OR REPLACE INTO codes (id, file_id, scale, code) VALUES (?1, ?2, ?3, ?4)",
+            ))?;
+            let mut rows = self.db(read.query([]))?;
+            while let Some(row) = self.db(rows.next())? {
+                let id: i64 = self.db(row.get(0))?;
+                let file_id: i64 = self.db(row.get(1))?;
+                let blob: Vec<u8> = self.db(row.get(2))?;
+                let (scale, code) = super::codes::encode(&blob_vector(&blob));
+                self.db(write.execute(params![id, file_id, scale, code]))?;
+            }
+            self.set_meta("schema_version", &SCHEMA_VERSION.to_string())
+        })();
+        match result {
+            Ok(()) => {
+                self.db(self.conn.execute_batch("COMMIT"))?;
+                self.has_codes = true;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
     }
 
     fn configure(&self) -> Result<(), IndexError> {
@@ -208,7 +271,7 @@ impl Store {
 
     /// The format marker and schema version, or why the file is not a usable index. A
     /// database without any table is an index being created: missing for now.
-    fn check_format(&self) -> Result<(), IndexError> {
+    fn check_format(&mut self) -> Result<(), IndexError> {
         let tables: i64 =
             self.db(self
                 .conn
@@ -223,14 +286,15 @@ impl Store {
                 reason: "it is an SQLite database without gguf-embed's metadata".into(),
             });
         }
-        if version != SCHEMA_VERSION {
+        if !(OLDEST_READABLE..=SCHEMA_VERSION).contains(&version) {
             return Err(IndexError::NotAnIndex {
                 path: self.path.clone(),
                 reason: format!(
-                    "it has schema version {version}, this gguf-embed reads version {SCHEMA_VERSION}; rebuild it with --reindex"
+                    "it has schema version {version}, this gguf-embed reads versions {OLDEST_READABLE} to {SCHEMA_VERSION}; rebuild it with --reindex"
                 ),
             });
         }
+        self.has_codes = version == SCHEMA_VERSION;
         Ok(())
     }
 
@@ -258,15 +322,15 @@ impl Store {
             return Err(IndexError::Missing(path.to_path_buf()));
         }
         let conn = Connection::open(path).map_err(sql(path))?;
-        let store = Self::wrap(conn, path);
+        let mut store = Self::wrap(conn, path);
         store.configure()?;
         if store.format_and_version()?.0.as_deref() != Some(FORMAT) {
             store.check_format()?;
         }
         store.db(store.conn.execute_batch(
             "BEGIN; DROP TRIGGER IF EXISTS chunks_fts_delete; DROP TABLE IF EXISTS chunks_fts; \
-             DROP TABLE IF EXISTS chunks; DROP TABLE IF EXISTS files; DROP TABLE IF EXISTS meta; \
-             COMMIT;",
+             DROP TABLE IF EXISTS codes; DROP TABLE IF EXISTS chunks; DROP TABLE IF EXISTS files; \
+             DROP TABLE IF EXISTS meta; COMMIT;",
         ))?;
         store.init_schema()?;
         Ok(store)
@@ -349,6 +413,9 @@ impl Store {
             let mut fts = self.db(tx.prepare_cached(
                 "INSERT INTO chunks_fts (rowid, path, body, parts) VALUES (?1, ?2, ?3, ?4)",
             ))?;
+            let mut codes = self.db(tx.prepare_cached(
+                "INSERT INTO codes (id, file_id, scale, code) VALUES (?1, ?2, ?3, ?4)",
+            ))?;
             for c in &file.chunks {
                 self.db(insert.execute(params![
                     file_id,
@@ -363,6 +430,8 @@ impl Store {
                 ]))?;
                 let id = tx.last_insert_rowid();
                 self.db(fts.execute(params![id, file.path, c.text, c.parts]))?;
+                let (scale, code) = super::codes::encode(&blob_vector(c.vector));
+                self.db(codes.execute(params![id, file_id, scale, code]))?;
             }
         }
         self.db(tx.commit())
@@ -383,13 +452,43 @@ impl Store {
         Ok(())
     }
 
+    /// Whether [`scan_codes`](Self::scan_codes) covers every chunk (else scan the vectors).
+    pub fn has_codes(&self) -> bool {
+        self.has_codes
+    }
+
+    /// Calls `f(chunk id, file id, scale, code)` for every stored chunk's code.
+    pub fn scan_codes(&self, mut f: impl FnMut(i64, i64, f32, &[u8])) -> Result<(), IndexError> {
+        let mut stmt = self.db(self
+            .conn
+            .prepare("SELECT id, file_id, scale, code FROM codes"))?;
+        let mut rows = self.db(stmt.query([]))?;
+        while let Some(row) = self.db(rows.next())? {
+            let id: i64 = self.db(row.get(0))?;
+            let file_id: i64 = self.db(row.get(1))?;
+            let scale: f64 = self.db(row.get(2))?;
+            let code = self.db(row.get_ref(3).and_then(|v| Ok(v.as_blob()?)))?;
+            f(id, file_id, scale as f32, code);
+        }
+        Ok(())
+    }
+
+    /// Calls `f(vector bytes)` with the vector of one chunk, read in place.
+    pub fn with_vector<T>(&self, id: i64, f: impl FnOnce(&[u8]) -> T) -> Result<T, IndexError> {
+        let mut stmt = self.db(self
+            .conn
+            .prepare_cached("SELECT embedding FROM chunks WHERE id = ?1"))?;
+        let mut rows = self.db(stmt.query([id]))?;
+        let row = self.db(rows.next())?.ok_or_else(|| {
+            IndexError::from_sqlite(&self.path, rusqlite::Error::QueryReturnedNoRows)
+        })?;
+        let blob = self.db(row.get_ref(0).and_then(|v| Ok(v.as_blob()?)))?;
+        Ok(f(blob))
+    }
+
     /// The vector of one chunk.
     pub fn vector(&self, id: i64) -> Result<Vec<u8>, IndexError> {
-        self.db(self
-            .conn
-            .query_row("SELECT embedding FROM chunks WHERE id = ?1", [id], |r| {
-                r.get(0)
-            }))
+        self.with_vector(id, <[u8]>::to_vec)
     }
 
     /// Chunks that match an FTS5 query, best first (`bm25`, negated so that higher is better;
