@@ -573,6 +573,11 @@ struct ggml_state {
 
 static struct ggml_state g_state = {0};
 
+// gguf-embed patch: pauses a barrier spins before it starts yielding (see ggml_barrier)
+#ifndef GGML_BARRIER_SPINS
+#define GGML_BARRIER_SPINS 4096
+#endif
+
 void ggml_barrier(struct ggml_threadpool * tp) {
     int n_threads = atomic_load_explicit(&tp->n_graph, memory_order_relaxed) & GGML_THREADPOOL_N_THREADS_MASK;
     if (n_threads == 1) {
@@ -597,8 +602,18 @@ void ggml_barrier(struct ggml_threadpool * tp) {
     }
 
     // wait for other threads
+    // gguf-embed patch: spin for a while (about 50-200 us), then give the core away between
+    // checks. When the machine has more runnable threads than cores (a build beside the
+    // embedder), the thread everyone waits for is often queued behind a spinning one, and
+    // pure spinning made decodes several times slower than their fair share of the CPU.
+    int n_spins = 0;
     while (atomic_load_explicit(&tp->n_barrier_passed, memory_order_relaxed) == n_passed) {
-        ggml_thread_cpu_relax();
+        if (n_spins < GGML_BARRIER_SPINS) {
+            n_spins++;
+            ggml_thread_cpu_relax();
+        } else {
+            sched_yield();
+        }
     }
 
     // exit barrier (full seq-cst fence)
