@@ -131,9 +131,9 @@ pub fn prepacked_copy(
         Ok(prepack::write_prepacked_copy(file, dest)?.map(|counts| {
             let counts: Vec<String> = counts
                 .iter()
-                .map(|(layout, n)| format!("{n} as {}", layout.name()))
+                .map(|(layout, n)| format!("{n} tensors as {}", layout.name()))
                 .collect();
-            format!("tensors in the CPU layout: {}", counts.join(", "))
+            counts.join(", ")
         }))
     })
 }
