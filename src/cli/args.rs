@@ -156,8 +156,8 @@ pub struct ModelArgs {
     /// the CPU kernels' layout, written once to $GGUF_EMBED_CACHE/q8_0x16 or .../f16x16
     /// (default ~/.cache/gguf-embed/...; the model's size), so that loading maps it instead of
     /// repacking the weights into fresh memory (the first vector about three times sooner for
-    /// Q8_0 in docs/BENCHMARKS.md). The CLI's default is `auto`; the library writes none
-    /// unless asked. Same vectors either way
+    /// Q8_0 and twice for F16 in docs/BENCHMARKS.md). The CLI's default is `auto`; the library
+    /// writes none unless asked. Same vectors either way
     #[arg(
         long,
         value_enum,
