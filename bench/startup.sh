@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start-up of a one-shot `gguf-embed TEXT` (process start to the first vector printed), with
-# the Q8_0 weights repacked at load (`--prepack never`) and mapped from the prepacked copy
+# the Q8_0 or F16 weights repacked at load (`--prepack never`) and mapped from the prepacked copy
 # (`--prepack auto`, the CLI's default), interleaved, N runs each; prints every run and the
 # medians. The copy is written before the first timed run.
 #

@@ -564,7 +564,7 @@ fn a_q8_0_model_gets_a_cpu_layout_copy_that_models_rm_removes() {
                 .count()
         })
     };
-    let expected = usize::from(gguf_embed::gguf::q8_0x16::cpu_runs_q8_0x16());
+    let expected = usize::from(gguf_embed::gguf::prepack::cpu_runs_interleaved_kernels());
 
     // The CLI's default writes the copy where the CPU runs the interleaved kernels.
     let out = s.run_env(&["-m", &spec(), "-v", "hello"], &[]);
@@ -588,6 +588,55 @@ fn a_q8_0_model_gets_a_cpu_layout_copy_that_models_rm_removes() {
     assert_eq!(stdout(&never), stdout(&out), "the same vectors either way");
 
     assert_ok(&s.run(&["models", "rm", &spec()]));
+    assert_eq!(
+        count_copies(),
+        0,
+        "models rm leaves the CPU-layout copy behind"
+    );
+}
+
+#[test]
+fn an_f16_model_gets_a_cpu_layout_copy_that_models_rm_removes() {
+    use common::f16_writer::{Rounding, write_f16_copy};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let f16 = tmp.path().join("tiny-f16.gguf");
+    write_f16_copy(&common::f32_model(), &f16, Rounding::ViaBfloat16);
+    let s = Setup::serving("tiny-f16.gguf", std::fs::read(&f16).unwrap());
+    let spec = format!("hf:{REPO}/tiny-f16.gguf");
+    let copies = s.home.path().join("gguf-embed").join("f16x16");
+    let count_copies = || {
+        std::fs::read_dir(&copies).map_or(0, |d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".f16x16.gguf"))
+                .count()
+        })
+    };
+    let expected = usize::from(gguf_embed::gguf::prepack::cpu_runs_interleaved_kernels());
+
+    // The CLI's default (--prepack auto, --bf16 never) writes the copy where the CPU runs the
+    // interleaved kernels.
+    let out = s.run_env(&["-m", &spec, "-v", "hello"], &[]);
+    assert_ok(&out);
+    assert_eq!(count_copies(), expected, "{}", stderr(&out));
+    if expected == 1 {
+        assert!(
+            stderr(&out).contains("CPU-layout (f16x16) copy"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    // --prepack never neither writes nor uses one.
+    let never = s.run(&["-m", &spec, "--prepack", "never", "-v", "hello"]);
+    assert_ok(&never);
+    assert!(
+        !stderr(&never).contains("CPU layout from"),
+        "{}",
+        stderr(&never)
+    );
+    assert_eq!(stdout(&never), stdout(&out), "the same vectors either way");
+
+    assert_ok(&s.run(&["models", "rm", &spec]));
     assert_eq!(
         count_copies(),
         0,

@@ -22,6 +22,20 @@ fn header_dir() -> PathBuf {
 /// Compiles a kernel test (`tests/kernels/{program}.cpp`) for one instruction set and runs it;
 /// returns its output.
 fn build_and_run(program: &str, name: &str, flags: &[&str]) -> String {
+    let exe = build(program, name, flags);
+    let run = Command::new(&exe).output().unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success(),
+        "{name} kernels disagree with the reference:\n{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    stdout
+}
+
+/// Compiles a kernel test (`tests/kernels/{program}.cpp`) for one instruction set; returns the
+/// program's path.
+fn build(program: &str, name: &str, flags: &[&str]) -> PathBuf {
     let exe = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{program}-{name}"));
     let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
     let out = Command::new(&cxx)
@@ -39,14 +53,7 @@ fn build_and_run(program: &str, name: &str, flags: &[&str]) -> String {
         "compiling the {name} kernel test failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let run = Command::new(&exe).output().unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
-    assert!(
-        run.status.success(),
-        "{name} kernels disagree with the reference:\n{stdout}{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    stdout
+    exe
 }
 
 /// Builds and runs `program` for every (name, flags, supported) variant this CPU supports;
@@ -117,6 +124,50 @@ fn f16x16_kernels_match_sequential_fp32_fma_on_every_instruction_set_this_cpu_ru
     let ran = run_variants("f16x16", &variants);
     // Below AVX2 ggml keeps its own F16 path, so there is nothing of ours to test.
     assert_eq!(ran.is_empty(), !avx2, "variants run: {ran:?}");
+}
+
+/// gguf-embed's writer of prepacked F16 copies (`gguf::f16x16::repack`, in Rust) lays a tensor
+/// out exactly as ggml's `f16x16::repack` does at load, byte for byte, on shapes with partial
+/// 16-row groups and K not a multiple of the kernel's 8-value step: a copy written by one and
+/// read by the other computes with the weights in the right places.
+#[test]
+fn the_rust_f16x16_permutation_is_the_one_ggml_repacks_with() {
+    if !(std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+        && std::arch::is_x86_feature_detected!("f16c"))
+    {
+        eprintln!("this CPU cannot run the f16x16 kernels: not tested here");
+        return;
+    }
+    let exe = build("f16x16", "avx2", &["-march=x86-64-v3"]);
+    for (n, k) in [
+        (16u64, 8u64),
+        (1, 1),
+        (7, 3),
+        (17, 9),
+        (40, 64),
+        (57, 257),
+        (1024, 1024),
+    ] {
+        let source: Vec<u8> = (0..n * k)
+            .map(|e: u64| ((40503 * e + 17) & 0xffff) as u16)
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        let mut rust = vec![0; source.len()];
+        gguf_embed::gguf::f16x16::repack(&source, &mut rust, n as usize, k as usize);
+        let run = Command::new(&exe)
+            .args(["repack", &n.to_string(), &k.to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        assert_eq!(run.stdout.len(), source.len(), "{n} x {k}");
+        assert!(run.stdout == rust, "{n} x {k}: the layouts differ");
+        assert!(rust != source || n == 1, "{n} x {k} was not permuted");
+    }
 }
 
 /// The SIMD packing our patch adds to ggml's tiled flash attention (`fa_pack.h`: the K tile

@@ -152,12 +152,12 @@ pub struct ModelArgs {
         hide_short_help = true
     )]
     pub bf16: Bf16Arg,
-    /// Q8_0 models on x86 CPUs: run from a copy of the file with the weights stored in the CPU
-    /// kernels' layout, written once to $GGUF_EMBED_CACHE/q8_0x16 (default
-    /// ~/.cache/gguf-embed/q8_0x16; the model's size), so that loading maps it instead of
-    /// repacking the weights into fresh memory (the first vector about three times sooner in
-    /// docs/BENCHMARKS.md). The CLI's default
-    /// is `auto`; the library writes none unless asked. Same vectors either way
+    /// Q8_0 and F16 models on x86 CPUs: run from a copy of the file with the weights stored in
+    /// the CPU kernels' layout, written once to $GGUF_EMBED_CACHE/q8_0x16 or .../f16x16
+    /// (default ~/.cache/gguf-embed/...; the model's size), so that loading maps it instead of
+    /// repacking the weights into fresh memory (the first vector about three times sooner for
+    /// Q8_0 and twice for F16 in docs/BENCHMARKS.md). The CLI's default is `auto`; the library
+    /// writes none unless asked. Same vectors either way
     #[arg(
         long,
         value_enum,
@@ -206,7 +206,7 @@ impl From<FlashAttnArg> for FlashAttention {
 /// `--prepack` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PrepackArg {
-    /// When the CPU runs the interleaved Q8_0 kernels (x86 with AVX2)
+    /// When the CPU runs the interleaved Q8_0 and F16 kernels (x86 with AVX2)
     Auto,
     /// Never: repack at every load
     Never,

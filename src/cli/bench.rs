@@ -43,7 +43,7 @@ pub struct BenchArgs {
 #[derive(Debug, Serialize)]
 struct Report {
     model: PathBuf,
-    /// The file llama.cpp ran: the model, or its BF16 copy.
+    /// The file llama.cpp ran: the model, or a copy of it (BF16, CPU layout).
     weights: PathBuf,
     threads: Option<usize>,
     device: String,
@@ -169,7 +169,7 @@ pub fn peak_rss_mb() -> Option<f64> {
 fn print_text(r: &Report) -> Result<()> {
     outln!("model            {}", r.model.display())?;
     if r.weights != r.model {
-        outln!("weights          BF16 copy {}", r.weights.display())?;
+        outln!("weights          copy {}", r.weights.display())?;
     }
     let or_default = |v: Option<usize>| v.map_or_else(|| "default".to_string(), |v| v.to_string());
     outln!(

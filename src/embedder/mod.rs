@@ -20,7 +20,7 @@ pub use options::{
 
 use crate::engine::{self, ContextParams, FlashAttention, LoadParams, Model};
 use crate::error::{Error, Result};
-use crate::gguf::{GgufFile, ModelInfo, q8_0x16};
+use crate::gguf::{GgufFile, ModelInfo, prepack};
 use crate::hub::copies::{self, CopyKind};
 use crate::prompt::Instruction;
 use crate::vector;
@@ -563,11 +563,13 @@ fn open_model_file(path: &Path) -> Result<(GgufFile, ModelInfo, SparseWeights)> 
     Ok((file, info, sparse))
 }
 
-/// The file llama.cpp should load: the model, or a copy of it (see [`hub::copies`]). An F16
-/// model on the CPU runs from its lossless BF16 copy when the CPU has BF16 kernels (or
-/// `Always`) and every weight is a bfloat16 value; a Q8_0 model on a CPU with the interleaved
-/// kernels runs from its copy in their layout, when asked. Any trouble writing a copy falls
-/// back to the model itself, with a warning.
+/// The file llama.cpp should load: the model, or a copy of it (see [`hub::copies`]). On the
+/// CPU, an F16 model runs from its lossless BF16 copy when asked ([`Bf16Weights`]: when the CPU
+/// has BF16 kernels, or `Always`) and every weight is a bfloat16 value; otherwise a Q8_0 or F16
+/// model on a CPU with the interleaved kernels runs from its copy in their layouts, when asked
+/// ([`PrepackedWeights`]). A file that already is a copy with prepacked weights runs as it is.
+/// Any trouble writing a copy falls back to the next choice (at last the model itself), with a
+/// warning.
 fn weights_file(
     path: &Path,
     file: GgufFile,
@@ -575,7 +577,7 @@ fn weights_file(
     options: &EmbedderOptions,
     placement: &engine::Placement,
 ) -> PathBuf {
-    if placement.gpu.is_some() {
+    if placement.gpu.is_some() || prepack::is_prepacked(&file) {
         return path.to_path_buf();
     }
     let bf16 = match options.bf16_weights {
@@ -583,49 +585,55 @@ fn weights_file(
         Bf16Weights::Always => true,
         Bf16Weights::Auto => placement.cpu_bf16,
     } && info.file_type.as_deref() == Some("F16");
-    let prepacked = options.prepacked_weights == PrepackedWeights::Auto
-        && q8_0x16::cpu_runs_q8_0x16()
-        && file.tensors().iter().any(q8_0x16::is_repacked);
-    let (kind, dir, what) = if bf16 {
-        (
+    let prepacked = match options.prepacked_weights {
+        PrepackedWeights::Auto if prepack::cpu_runs_interleaved_kernels() => {
+            CopyKind::prepacked(&file)
+        }
+        _ => None,
+    };
+    let choices = bf16
+        .then_some((
             CopyKind::Bf16,
             &options.bf16_dir,
             "F16 weights run on BF16 kernels",
-        )
-    } else if prepacked {
-        (
-            CopyKind::Q8_0x16,
-            &options.prepack_dir,
-            "Q8_0 weights are mapped in the CPU layout",
-        )
-    } else {
-        return path.to_path_buf();
-    };
-    let dir = dir.clone().unwrap_or_else(|| copies::default_dir(kind));
-    let copy = match kind {
-        CopyKind::Bf16 => copies::bf16_copy(path, &file, &dir),
-        CopyKind::Q8_0x16 => copies::q8_0x16_copy(path, &file, &dir),
-    };
-    match copy {
-        Ok(Some(copy)) => {
-            tracing::info!("{what} from {}", copy.display());
-            copy
-        }
-        Ok(None) => path.to_path_buf(),
-        Err(e) => {
-            let (instead, flag) = match kind {
-                CopyKind::Bf16 => ("running F16 kernels", "--bf16 never"),
-                CopyKind::Q8_0x16 => ("repacking the weights at load", "--prepack never"),
-            };
-            tracing::warn!(
-                "cannot write a {} copy of the model in {}: {e}; {instead} (set the folder \
-                 with GGUF_EMBED_CACHE, or {flag})",
-                kind.describe(),
-                dir.display()
-            );
-            path.to_path_buf()
+        ))
+        .into_iter()
+        .chain(prepacked.map(|kind| {
+            (
+                kind,
+                &options.prepack_dir,
+                "weights are mapped in the CPU layout",
+            )
+        }));
+    for (kind, dir, what) in choices {
+        let dir = dir.clone().unwrap_or_else(|| copies::default_dir(kind));
+        let copy = match kind {
+            CopyKind::Bf16 => copies::bf16_copy(path, &file, &dir),
+            CopyKind::Q8_0x16 | CopyKind::F16x16 => copies::prepacked_copy(path, &file, &dir),
+        };
+        match copy {
+            Ok(Some(copy)) => {
+                tracing::info!("{what} from {}", copy.display());
+                return copy;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let (instead, flag) = match kind {
+                    CopyKind::Bf16 => ("running F16 kernels", "--bf16 never"),
+                    CopyKind::Q8_0x16 | CopyKind::F16x16 => {
+                        ("repacking the weights at load", "--prepack never")
+                    }
+                };
+                tracing::warn!(
+                    "cannot write a {} copy of the model in {}: {e}; {instead} (set the folder \
+                     with GGUF_EMBED_CACHE, or {flag})",
+                    kind.describe(),
+                    dir.display()
+                );
+            }
         }
     }
+    path.to_path_buf()
 }
 
 /// Batch sizes measured best on the CPU (docs/BENCHMARKS.md: 512 tokens, 32 sequences).

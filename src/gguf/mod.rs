@@ -7,7 +7,9 @@
 //! every tensor's data lies inside the file. [`ModelInfo`] then checks that the file is a model we
 //! can embed with and summarises it.
 
+pub mod f16x16;
 mod info;
+pub mod prepack;
 pub mod q8_0x16;
 pub mod repack;
 mod types;

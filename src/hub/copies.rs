@@ -1,6 +1,6 @@
 //! Derived copies of model files, kept in gguf-embed's cache folder: the lossless BF16 copy of
-//! an F16 model ([`crate::gguf::repack`]) and the copy of a Q8_0 model with its weights in the
-//! CPU kernels' layout ([`crate::gguf::q8_0x16`]).
+//! an F16 model ([`crate::gguf::repack`]) and the copy of a Q8_0 or F16 model with its weights
+//! in the CPU kernels' interleaved layouts ([`crate::gguf::prepack`]).
 //!
 //! A copy is named after its source's canonical path and its size and modification time, so a
 //! changed or replaced source gets a new copy (and the old one is removed), and a copy is used
@@ -13,16 +13,21 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 
 use super::{file_stamp, hex, human_bytes};
+use crate::gguf::prepack::{self, Layout};
 use crate::gguf::repack::{Repack, write_bf16_copy};
-use crate::gguf::{GgufError, GgufFile, q8_0x16};
+use crate::gguf::{GgufError, GgufFile};
 
 /// The kinds of copies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CopyKind {
     /// F16 weights stored as BF16 (the same numbers) for CPUs with BF16 dot products.
     Bf16,
-    /// Q8_0 weights stored in the interleaved layout of the x86 kernels.
+    /// Weights stored in the interleaved layouts of the x86 kernels, in a copy of a model with
+    /// Q8_0 matrices (any F16 matrices it has are stored as `f16x16`).
     Q8_0x16,
+    /// Weights stored in the interleaved layout of the x86 kernels, in a copy of a model whose
+    /// repacked matrices are all F16.
+    F16x16,
 }
 
 impl CopyKind {
@@ -31,6 +36,7 @@ impl CopyKind {
         match self {
             Self::Bf16 => ("bf16", ".bf16.gguf"),
             Self::Q8_0x16 => ("q8_0x16", ".q8_0x16.gguf"),
+            Self::F16x16 => ("f16x16", ".f16x16.gguf"),
         }
     }
 
@@ -39,6 +45,7 @@ impl CopyKind {
         match self {
             Self::Bf16 => "lossless BF16",
             Self::Q8_0x16 => "CPU-layout (q8_0x16)",
+            Self::F16x16 => "CPU-layout (f16x16)",
         }
     }
 
@@ -46,7 +53,24 @@ impl CopyKind {
     fn copy_size(self, source: &GgufFile) -> u64 {
         match self {
             Self::Bf16 => source.file_size(),
-            Self::Q8_0x16 => q8_0x16::copy_size(source),
+            Self::Q8_0x16 | Self::F16x16 => prepack::copy_size(source),
+        }
+    }
+
+    /// The kind of the CPU-layout copy of `file`: named after its Q8_0 layout when it has
+    /// Q8_0 weights to repack, else after its F16 one; `None` when the CPU backend repacks
+    /// none of its weights (or the file already is such a copy).
+    pub fn prepacked(file: &GgufFile) -> Option<Self> {
+        if prepack::is_prepacked(file) {
+            return None;
+        }
+        let layouts = prepack::packed_counts(file);
+        if layouts.iter().any(|&(l, _)| l == Layout::Q8_0x16) {
+            Some(Self::Q8_0x16)
+        } else if layouts.iter().any(|&(l, _)| l == Layout::F16x16) {
+            Some(Self::F16x16)
+        } else {
+            None
         }
     }
 }
@@ -66,7 +90,8 @@ pub fn cache_root() -> PathBuf {
         })
 }
 
-/// Where copies of a kind are kept by default: `bf16` or `q8_0x16` in [`cache_root`].
+/// Where copies of a kind are kept by default: `bf16`, `q8_0x16` or `f16x16` in
+/// [`cache_root`].
 pub fn default_dir(kind: CopyKind) -> PathBuf {
     cache_root().join(kind.names().0)
 }
@@ -91,17 +116,25 @@ pub fn bf16_copy(path: &Path, file: &GgufFile, dir: &Path) -> Result<Option<Path
     })
 }
 
-/// The copy of the Q8_0 model `file` (opened from `path`) with its weights in the CPU kernels'
-/// layout, in `dir`, written now if there is none for the file as it is. `None` when the file
-/// has no weight the CPU backend repacks.
-pub fn q8_0x16_copy(
+/// The copy of the Q8_0 or F16 model `file` (opened from `path`) with its weights in the CPU
+/// kernels' interleaved layouts, in `dir`, written now if there is none for the file as it is.
+/// `None` when the file has no weight the CPU backend repacks, or already is such a copy.
+pub fn prepacked_copy(
     path: &Path,
     file: &GgufFile,
     dir: &Path,
 ) -> Result<Option<PathBuf>, GgufError> {
-    copy_of(CopyKind::Q8_0x16, path, file, dir, |dest| {
-        Ok(q8_0x16::write_q8_0x16_copy(file, dest)?
-            .map(|tensors| format!("{tensors} tensors in the CPU layout")))
+    let Some(kind) = CopyKind::prepacked(file) else {
+        return Ok(None);
+    };
+    copy_of(kind, path, file, dir, |dest| {
+        Ok(prepack::write_prepacked_copy(file, dest)?.map(|counts| {
+            let counts: Vec<String> = counts
+                .iter()
+                .map(|(layout, n)| format!("{n} tensors as {}", layout.name()))
+                .collect();
+            counts.join(", ")
+        }))
     })
 }
 
@@ -140,7 +173,7 @@ fn copy_of(
 /// Removes every copy of any kind of the model file `path` from the default folders; returns
 /// the bytes freed.
 pub fn remove_copies(path: &Path) -> u64 {
-    [CopyKind::Bf16, CopyKind::Q8_0x16]
+    [CopyKind::Bf16, CopyKind::Q8_0x16, CopyKind::F16x16]
         .into_iter()
         .map(|kind| match copy_name(kind, path) {
             Ok((prefix, _)) => {

@@ -87,3 +87,61 @@ fn set_file_type_f16(metadata: &mut [u8]) {
     );
     metadata[type_tag + 4..type_tag + 8].copy_from_slice(&1u32.to_le_bytes());
 }
+
+/// Writes `src` to `dst` with the 2-D tensors that `select` picks (by name) stored as F16,
+/// converted from F32 or dequantised from Q8_0 (then rounded to f16); every other tensor, and
+/// the metadata (`general.file_type` included), stays as it is. From the Q8_0 fixture this
+/// makes a mixed file, as quantizers write when they keep some matrices in F16.
+pub fn write_with_f16_matrices(src: &Path, dst: &Path, select: impl Fn(&str) -> bool) {
+    let file = GgufFile::open(src).unwrap();
+    let bytes = std::fs::read(src).unwrap();
+    let alignment = 32u64;
+    assert!(
+        file.get("general.alignment").is_none(),
+        "fixture uses the default alignment"
+    );
+
+    let mut out = bytes[..file.tensor_table_offset() as usize].to_vec();
+    let mut data = Vec::new();
+    for t in file.tensors() {
+        let start = (file.data_offset() + t.offset) as usize;
+        let raw = &bytes[start..start + t.size as usize];
+        data.resize(data.len().next_multiple_of(alignment as usize), 0u8);
+        let offset = data.len() as u64;
+        let convert = t.dims.len() == 2 && select(&t.name);
+        let tag = if convert {
+            let floats: Vec<f32> = match t.tensor_type.name {
+                "f32" => raw
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                    .collect(),
+                "q8_0" => raw
+                    .chunks_exact(34)
+                    .flat_map(|block| {
+                        let d = f16::from_le_bytes([block[0], block[1]]).to_f32();
+                        block[2..].iter().map(move |&q| d * f32::from(q as i8))
+                    })
+                    .collect(),
+                other => panic!("{} is {other}: only f32 and q8_0 convert", t.name),
+            };
+            for x in floats {
+                data.extend_from_slice(&f16::from_f32(x).to_le_bytes());
+            }
+            1u32
+        } else {
+            data.extend_from_slice(raw);
+            t.tensor_type.tag
+        };
+        out.extend_from_slice(&(t.name.len() as u64).to_le_bytes());
+        out.extend_from_slice(t.name.as_bytes());
+        out.extend_from_slice(&(t.dims.len() as u32).to_le_bytes());
+        for d in &t.dims {
+            out.extend_from_slice(&d.to_le_bytes());
+        }
+        out.extend_from_slice(&tag.to_le_bytes());
+        out.extend_from_slice(&offset.to_le_bytes());
+    }
+    out.resize(out.len().next_multiple_of(alignment as usize), 0);
+    out.extend_from_slice(&data);
+    std::fs::File::create(dst).unwrap().write_all(&out).unwrap();
+}

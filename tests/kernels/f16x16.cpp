@@ -4,6 +4,9 @@
 //
 //   f16x16                               checks repack and GEMM against scalar references
 //   f16x16 bench M N K [trials]          prints GFLOP/s of the GEMM on one thread
+//   f16x16 repack N K                    writes to stdout the repack of an N x K tensor whose
+//                                        element e holds (40503 e + 17) mod 65536 (for
+//                                        gguf-embed's writer of prepacked copies to compare)
 //
 // Built with -DF16X16_TINYBLAS and ggml's include directories, bench mode also runs ggml's own
 // F16 path, llamafile's tinyBLAS (sgemm.cpp compiled into this program, with the few ggml
@@ -212,7 +215,20 @@ static int bench(int64_t m, int64_t n, int64_t k, int trials) {
     return 0;
 }
 
+// The repack of a tensor every test can build: element e holds (40503 e + 17) mod 65536.
+static int dump_repack(int64_t n, int64_t k) {
+    std::vector<uint16_t> w(n * k), packed(n * k);
+    for (int64_t e = 0; e < n * k; e++) {
+        w[e] = (uint16_t) ((40503u * (uint64_t) e + 17u) & 0xffff);
+    }
+    f16x16::repack(w.data(), packed.data(), n, k);
+    return fwrite(packed.data(), sizeof(uint16_t), packed.size(), stdout) == packed.size() ? 0 : 1;
+}
+
 int main(int argc, char ** argv) {
+    if (argc >= 4 && strcmp(argv[1], "repack") == 0) {
+        return dump_repack(atol(argv[2]), atol(argv[3]));
+    }
     if (argc >= 5 && strcmp(argv[1], "bench") == 0) {
         return bench(atol(argv[2]), atol(argv[3]), atol(argv[4]), argc > 5 ? std::max(1, atoi(argv[5])) : 15);
     }

@@ -717,19 +717,34 @@ llama_model_loader::llama_model_loader(
     n_kv      = gguf_get_n_kv(metadata);
     n_tensors = weights_map.size();
 
-    // gguf-embed patch: weights stored already in the CPU's repacked layout (see the header).
+    // gguf-embed patch: weights stored already in the CPU's repacked layouts (see the header).
+    // One key per layout, each naming tensors of that layout's type.
     if (metadata != nullptr) {
-        const int64_t kid = gguf_find_key(metadata, "gguf_embed.q8_0x16");
-        if (kid >= 0) {
+        const struct { const char * key; ggml_type type; } layouts[] = {
+            { "gguf_embed.q8_0x16", GGML_TYPE_Q8_0 },
+            { "gguf_embed.f16x16",  GGML_TYPE_F16  },
+        };
+        for (const auto & layout : layouts) {
+            const int64_t kid = gguf_find_key(metadata, layout.key);
+            if (kid < 0) {
+                continue;
+            }
             if (gguf_get_kv_type(metadata, kid) != GGUF_TYPE_ARRAY || gguf_get_arr_type(metadata, kid) != GGUF_TYPE_STRING) {
-                throw std::runtime_error("invalid model: gguf_embed.q8_0x16 is not an array of tensor names");
+                throw std::runtime_error(format("invalid model: %s is not an array of tensor names", layout.key));
             }
             for (size_t i = 0; i < gguf_get_arr_n(metadata, kid); i++) {
                 const std::string name = gguf_get_arr_str(metadata, kid, i);
-                if (weights_map.find(name) == weights_map.end()) {
-                    throw std::runtime_error(format("invalid model: gguf_embed.q8_0x16 names '%s', which is not a tensor", name.c_str()));
+                const auto it = weights_map.find(name);
+                if (it == weights_map.end()) {
+                    throw std::runtime_error(format("invalid model: %s names '%s', which is not a tensor", layout.key, name.c_str()));
                 }
-                prepacked_q8_0x16.insert(name);
+                if (it->second.tensor->type != layout.type) {
+                    throw std::runtime_error(format("invalid model: %s names '%s', a tensor of type %s, not %s",
+                        layout.key, name.c_str(), ggml_type_name(it->second.tensor->type), ggml_type_name(layout.type)));
+                }
+                if (!prepacked.insert(name).second) {
+                    throw std::runtime_error(format("invalid model: '%s' is listed as prepacked twice", name.c_str()));
+                }
             }
         }
     }
@@ -1673,7 +1688,7 @@ bool llama_model_loader::load_all_data(
             GGML_ASSERT(buf_mmap || cur->data); // either we have a buffer to allocate the tensor in, or it is already allocated
             if (buf_mmap && cur->data == nullptr) {
                 // gguf-embed patch: a buffer may refuse a tensor (a prepacked one that this
-                // build does not run as q8_0x16): fail the load rather than compute with it.
+                // build does not run in that layout): fail the load rather than compute with it.
                 if (ggml_backend_tensor_alloc(buf_mmap, cur, data) != GGML_STATUS_SUCCESS) {
                     throw std::runtime_error(format("tensor '%s' cannot be used from the mapped file by buffer %s",
                         ggml_get_name(cur), ggml_backend_buffer_name(buf_mmap)));

@@ -142,10 +142,11 @@ struct llama_model_loader {
     // gguf-embed patch: names of tensors created twice from one weight (a tied output): their
     // mapped bytes may still be read through the other tensor, so they are never unmapped.
     std::set<std::string> duplicated_tensors;
-    // gguf-embed patch: names of weights the file stores already in ggml-cpu's q8_0x16 repacked
-    // layout (key `gguf_embed.q8_0x16`, written by gguf-embed): they must be used as they are
-    // mapped, never repacked or read as plain Q8_0.
-    std::set<std::string> prepacked_q8_0x16;
+    // gguf-embed patch: names of weights the file stores already in one of ggml-cpu's repacked
+    // layouts (keys `gguf_embed.q8_0x16` for Q8_0 and `gguf_embed.f16x16` for F16 tensors,
+    // written by gguf-embed; the tensor's type says which): they must be used as they are
+    // mapped, never repacked or read in the plain layout.
+    std::set<std::string> prepacked;
 
     // define a comparator for the buft -> ctx map to ensure that the order is well-defined:
     struct ggml_backend_buft_comparator {

@@ -1853,23 +1853,23 @@ bool llama_model_base::load_tensors(llama_model_loader & ml) {
         // a lazy context is mapped whatever the load mode, but the memory-fit pass maps nothing
         const bool is_lazy_mapped = ctx_key.lazy && !ml.no_alloc;
 
-        // gguf-embed patch: weights stored in the CPU's repacked layout are used where they are
-        // mapped, through a repack buffer over the mapping (ggml-cpu's
+        // gguf-embed patch: weights stored in the CPU's repacked layouts (q8_0x16, f16x16) are
+        // used where they are mapped, through a repack buffer over the mapping (ggml-cpu's
         // ggml_backend_cpu_repack_buffer_from_ptr). Every such weight must have been placed in
         // the repack buffer type, and every weight placed there must be prepacked: the layouts
         // are not interchangeable.
         bool prepacked = false;
-        if (!ml.prepacked_q8_0x16.empty()) {
+        if (!ml.prepacked.empty()) {
             const bool repack_buft = strcmp(ggml_backend_buft_name(buft), "CPU_REPACK") == 0;
             for (ggml_tensor * t = ggml_get_first_tensor(ctx); t != nullptr; t = ggml_get_next_tensor(ctx, t)) {
-                if (repack_buft != (ml.prepacked_q8_0x16.count(ggml_get_name(t)) > 0)) {
-                    throw std::runtime_error(format("tensor '%s' is %sstored in the q8_0x16 layout but this build places it in buffer type %s: "
+                if (repack_buft != (ml.prepacked.count(ggml_get_name(t)) > 0)) {
+                    throw std::runtime_error(format("tensor '%s' is %sstored in a repacked layout but this build places it in buffer type %s: "
                         "load the original model file", ggml_get_name(t), repack_buft ? "not " : "", ggml_backend_buft_name(buft)));
                 }
             }
             prepacked = repack_buft;
             if (prepacked && !ml.use_mmap) {
-                throw std::runtime_error("a model with prepacked q8_0x16 weights must be memory-mapped");
+                throw std::runtime_error("a model with prepacked weights must be memory-mapped");
             }
         }
 
@@ -1878,7 +1878,7 @@ bool llama_model_base::load_tensors(llama_model_loader & ml) {
             ggml_backend_reg_t cpu_reg = ggml_backend_dev_backend_reg(dev);
             auto from_ptr = cpu_reg ? (from_ptr_t) ggml_backend_reg_get_proc_address(cpu_reg, "ggml_backend_cpu_repack_buffer_from_ptr") : nullptr;
             if (from_ptr == nullptr) {
-                throw std::runtime_error("this build's CPU backend cannot use prepacked q8_0x16 weights: load the original model file");
+                throw std::runtime_error("this build's CPU backend cannot use prepacked weights: load the original model file");
             }
             for (uint32_t idx = 0; idx < ml.files.size(); idx++) {
                 void * addr = nullptr;

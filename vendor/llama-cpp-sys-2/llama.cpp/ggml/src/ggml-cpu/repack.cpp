@@ -5121,7 +5121,7 @@ class f16x16_traits : public tensor_traits_base {
 static const ggml::cpu::repack::q8_0x16_traits q8_0x16_instance;
 #endif
 #if defined(F16X16_AVAILABLE)
-// gguf-embed patch: the one f16x16 traits object.
+// gguf-embed patch: the one f16x16 traits object, also recognised by prepacked buffers below.
 static const ggml::cpu::repack::f16x16_traits f16x16_instance;
 #endif
 
@@ -5419,21 +5419,30 @@ static ggml_backend_buffer_t ggml_backend_cpu_repack_buffer_type_alloc_buffer(gg
     return buffer;
 }
 
-// gguf-embed patch: weights stored in a file already in the q8_0x16 layout (a copy of a model
-// written by gguf-embed, marked with the `gguf_embed.q8_0x16` key) are used where the file is
-// memory-mapped, without a repack at load: no fresh memory to fault in and zero, no copy, and
-// the pages are the page cache's, shared between processes. Only tensors this build would
-// itself repack as q8_0x16 are accepted: anything else (another CPU variant's layout, a tensor
-// this build keeps in the plain layout) fails the load instead of computing garbage.
+// gguf-embed patch: weights stored in a file already in the q8_0x16 or f16x16 layout (a copy of
+// a model written by gguf-embed, marked with the `gguf_embed.q8_0x16` and `gguf_embed.f16x16`
+// keys, whose names llama.cpp's loader checks against each tensor's type) are used where the
+// file is memory-mapped, without a repack at load: no fresh memory to fault in and zero, no
+// copy, and the pages are the page cache's, shared between processes. Only tensors this build
+// would itself repack in one of those layouts (a Q8_0 tensor as q8_0x16, an F16 one as f16x16)
+// are accepted: anything else (another CPU variant's layout, a tensor this build keeps in the
+// plain layout) fails the load instead of computing garbage.
 static enum ggml_status ggml_backend_cpu_repack_buffer_init_prepacked(ggml_backend_buffer_t buffer, struct ggml_tensor * tensor) {
     GGML_UNUSED(buffer);
+    const ggml::cpu::tensor_traits * traits = ggml_repack_get_optimal_repack_type(tensor);
 #if defined(Q8X16_AVAILABLE)
-    if (ggml_repack_get_optimal_repack_type(tensor) == &q8_0x16_instance) {
-        tensor->extra = (void *) static_cast<const ggml::cpu::tensor_traits *>(&q8_0x16_instance);
+    if (traits != nullptr && traits == &q8_0x16_instance && tensor->type == GGML_TYPE_Q8_0) {
+        tensor->extra = (void *) traits;
         return GGML_STATUS_SUCCESS;
     }
 #endif
-    GGML_UNUSED(tensor);
+#if defined(F16X16_AVAILABLE)
+    if (traits != nullptr && traits == &f16x16_instance && tensor->type == GGML_TYPE_F16) {
+        tensor->extra = (void *) traits;
+        return GGML_STATUS_SUCCESS;
+    }
+#endif
+    GGML_UNUSED(traits);
     return GGML_STATUS_FAILED;
 }
 
