@@ -210,14 +210,18 @@ fn every_sequence_of_a_packed_decode_gets_its_own_output() {
     let mut lasts = Vec::new();
     for s in &seqs {
         let alone = bits(&attend(&[s], 2));
-        assert_eq!(packed[start..start + s.len], alone[..]);
+        assert!(
+            packed[start..start + s.len] == alone[..],
+            "the {}-token sequence at cell {start} differs from it alone",
+            s.len
+        );
         assert!(alone.iter().flatten().any(|&x| f32::from_bits(x) != 0.0));
         lasts.push(alone[s.len - 1].clone());
         start += s.len;
     }
     for (i, a) in lasts.iter().enumerate() {
         for b in &lasts[i + 1..] {
-            assert_ne!(a, b);
+            assert!(a != b, "two sequences got the same output");
         }
     }
 }
