@@ -103,7 +103,7 @@ fn a_texts_vector_is_the_same_alone_and_packed_beside_short_and_long_texts() {
         assert_eq!(tokens[2], 1, "the empty text is its end-of-text token");
         assert_eq!(tokens[3], 2);
         assert!(tokens[2..].iter().all(|&n| n < 64), "{tokens:?}");
-        let unaligned = |i: usize| starts[i] % 64 != 0;
+        let unaligned = |i: usize| !starts[i].is_multiple_of(64);
         assert!(
             unaligned(1),
             "the 100-token text starts at cell {}",
@@ -131,7 +131,8 @@ fn a_texts_vector_is_the_same_alone_and_packed_beside_short_and_long_texts() {
 }
 
 /// The same texts in two orders, without sorting by length, so that each lies at other cells
-/// and beside other texts: the same vectors.
+/// and beside other texts: the same vectors. (On this fixture it passed without patch 7 too;
+/// the tests above and below are the ones that failed.)
 #[test]
 fn the_order_and_company_of_a_request_do_not_move_its_vectors() {
     let (embedder, decodes) = load(EmbedderOptions::default().with_sort_by_length(false));
