@@ -8,6 +8,10 @@
 #   bench/batch-invariance.sh MODEL.gguf [THREADS] [ROUNDS]
 #
 # MODEL: e.g. the real-shape Q8_0 model from bench/real_shape_q8_0.py.
+#
+# Since vendor patch 7 (batch-invariant flash attention) x86 builds pack texts by default and
+# --batch-variant changes nothing there; bench/fa-invariance.sh compares against a build from
+# before the patch instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:?usage: bench/batch-invariance.sh MODEL.gguf [THREADS] [ROUNDS]}

@@ -399,14 +399,20 @@ fn a_closed_pipe_is_not_an_error() {
     assert!(err.is_empty(), "{err}");
 }
 
-/// Through the CLI, a text's vector is the same bit for bit alone and beside a long text in one
-/// decode (on the Q8_0 fixture, where flash attention's CPU kernels once made them differ).
+/// Through the CLI, a text's vector is the same bit for bit alone and packed beside others in
+/// one decode (the default): the short texts lie at cells 771 and 823 of the KV cache, behind
+/// the long text (Q8_0 fixture, where flash attention's CPU kernels once made them differ;
+/// vendor patch 7 made packing invariant).
 #[test]
 fn a_texts_vector_does_not_depend_on_its_batch_mates() {
     let m = common::q8_model().display().to_string();
-    let (short, long) = (case("english").text.as_str(), case("long").text.as_str());
+    let long = case("long").text.as_str();
+    let shorts = [
+        case("python_code").text.as_str(),
+        case("english").text.as_str(),
+    ];
     let raw = |texts: &[&str]| -> Vec<u32> {
-        // One decode holds the long text (771 tokens) and the short one.
+        // One decode holds the long text (771 tokens) and the short ones (52 and 11).
         let mut args = vec!["-m", m.as_str(), "-f", "f32", "--batch-tokens", "1024"];
         args.extend(texts);
         let out = run(&args, b"");
@@ -416,8 +422,14 @@ fn a_texts_vector_does_not_depend_on_its_batch_mates() {
             .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
             .collect()
     };
-    let alone = raw(&[short]);
-    let beside = raw(&[long, short]);
-    assert_eq!(alone.len(), 64);
-    assert_eq!(alone, beside[64..], "the vector moved with its batch-mate");
+    let beside = raw(&[long, shorts[0], shorts[1]]);
+    assert_eq!(beside.len(), 3 * 64);
+    for (i, short) in shorts.into_iter().enumerate() {
+        let alone = raw(&[short]);
+        assert_eq!(
+            alone,
+            beside[64 * (i + 1)..][..64],
+            "short text {i}'s vector moved with its batch-mates"
+        );
+    }
 }

@@ -435,10 +435,9 @@ fn bad_requests_get_json_errors_and_the_server_keeps_serving() {
 
 #[test]
 fn concurrent_clients_are_batched_together_and_each_gets_its_own_vectors() {
-    // Packing texts into shared decodes is what the caller turns on by naming a number of
-    // sequences per decode; by default the CPU decodes one text at a time so that vectors stay
-    // bit-identical whatever the batch (tests/batch_invariance.rs).
-    let s = Server::start(&["--batch-sequences", "32"]);
+    // Texts are packed into shared decodes by default (32 sequences per decode on the CPU),
+    // bit-identical whatever the batch on x86 (tests/batch_invariance.rs).
+    let s = Server::start(&[]);
     let texts: Vec<String> = cases()
         .iter()
         .filter(|c| c.task.is_none())
@@ -790,7 +789,8 @@ fn clients_that_hang_up_stop_their_work() {
 }
 
 /// Through the server, a text's vector is the same bit for bit whoever else is asking: alone,
-/// and beside a long text in one decode (Q8_0 fixture; base64 carries the exact bits).
+/// and packed beside a long text in one decode (the default; Q8_0 fixture, base64 carries the
+/// exact bits).
 #[test]
 fn a_texts_vector_does_not_depend_on_who_else_is_asking() {
     use base64::Engine as _;
@@ -814,7 +814,17 @@ fn a_texts_vector_does_not_depend_on_who_else_is_asking() {
             .collect()
     };
     let alone = vectors(json!([short]));
+    let decodes = s.metric("gguf_embed_batch_sequences_count");
+    let sequences = s.metric("gguf_embed_batch_sequences_sum");
     let beside = vectors(json!([long, short]));
+    assert_eq!(
+        (
+            s.metric("gguf_embed_batch_sequences_count") - decodes,
+            s.metric("gguf_embed_batch_sequences_sum") - sequences
+        ),
+        (1.0, 2.0),
+        "the two texts share one decode"
+    );
     assert_eq!(alone[0], beside[1], "the vector moved with its batch-mate");
     // Many clients at once, each with the short text: every answer has the same bits.
     std::thread::scope(|scope| {

@@ -177,7 +177,8 @@ pub struct ModelArgs {
     #[arg(long, hide = true)]
     pub kv_per_sequence: bool,
     /// Let a text's vector depend on what it is batched with: pack texts into shared decodes
-    /// on the CPU too (faster; for measurements)
+    /// on CPUs whose flash attention is not batch-invariant (not x86, where packing already is
+    /// and this changes nothing; for measurements)
     #[arg(long, hide = true)]
     pub batch_variant: bool,
 }

@@ -638,6 +638,9 @@ fn weights_file(
 
 /// Batch sizes measured best on the CPU (docs/BENCHMARKS.md: 512 tokens, 32 sequences).
 const CPU_BATCH: (usize, usize) = (512, 32);
+/// Whether ggml's CPU flash attention gives a sequence the same result packed as alone in this
+/// build (our ggml patch 7 makes it so on x86; see `worker_config`).
+const PACKING_IS_BATCH_INVARIANT: bool = cfg!(target_arch = "x86_64");
 /// Batch sizes for GPUs (the brief's H100 figures favour 2048-token decodes; bench/gpu
 /// re-measures them).
 const GPU_BATCH: (usize, usize) = (2048, 64);
@@ -646,15 +649,19 @@ fn worker_config(info: &ModelInfo, options: &EmbedderOptions, gpu: bool) -> Resu
     check_max_tokens(options.max_tokens, info)?;
     let (default_tokens, default_sequences) = if gpu { GPU_BATCH } else { CPU_BATCH };
     let batch_tokens = options.batch_tokens.unwrap_or(default_tokens);
-    // Batch invariance on the CPU: one sequence per decode. ggml's CPU flash attention runs a
-    // tiled kernel for micro-batches of 64 query rows or more and a row-by-row one otherwise,
-    // and the tiles follow the cells of the shared KV cache, not each sequence: packed with
-    // others, a text's vector moved (cosine 0.9999). Alone in its decode, a text's arithmetic
-    // depends on the text only (the Q8_0 products, norms and the rest work row by row). This
-    // costs 11% on the benchmark corpus and 24% on short texts (docs/BENCHMARKS.md), where a
-    // BF16 V cache on the row kernel cost 63%. Without flash attention, or when the caller
-    // sets `batch_sequences`, texts are packed as before.
+    // Batch invariance on the CPU. ggml's CPU flash attention used to run a tiled kernel for
+    // micro-batches of 64 query rows or more and a row-by-row one otherwise, with tiles that
+    // followed the cells of the shared KV cache rather than each sequence, so a text's vector
+    // moved with its batch-mates (cosine 0.9999). Our ggml patch 7 (vendor/PATCHES.md) runs the
+    // tiled kernel for every micro-batch on x86 and cuts each sequence's keys into tiles from
+    // its own first cell: on x86, packed texts get the vectors they get alone, bit for bit
+    // (every other operation on the path works row by row), and texts pack as before. On
+    // other CPUs the upstream kernels remain, so there `batch_invariant` decodes one text per
+    // decode (slower: 11-24% on x86 before the patch, docs/BENCHMARKS.md). Not applied on
+    // GPUs, with flash attention off (batch-invariant already), or when the caller sets
+    // `batch_sequences`.
     let invariant = options.batch_invariant
+        && !PACKING_IS_BATCH_INVARIANT
         && !gpu
         && options.flash_attention != FlashAttention::Off
         && options.batch_sequences.is_none();

@@ -102,11 +102,15 @@ pub struct EmbedderOptions {
     /// The KV cache layout (unified by default; per-sequence for measurements).
     pub kv_cache: KvCache,
     /// Give every text the same vector, bit for bit, whatever it is batched with (default
-    /// true). On the CPU, flash attention's kernels otherwise round differently for a text
-    /// alone and beside others in one decode (cosine 0.9999, enough to break caches keyed by
-    /// text and exact deduplication), so each text gets a decode of its own (11-24% slower
-    /// than packing on 2 cores; see docs/BENCHMARKS.md). Setting `batch_sequences` packs texts
-    /// again; not applied on GPUs or with flash attention off (batch-invariant already).
+    /// true; caches keyed by text, exact deduplication and reproducible indexes rely on it).
+    /// On x86 CPUs this costs nothing and changes nothing: our ggml patch makes flash
+    /// attention's CPU kernels give a text the same result packed with others as alone (see
+    /// vendor/PATCHES.md, patch 7), so texts are packed into shared decodes either way. On
+    /// other CPUs (ARM and the rest, where ggml's own kernels round differently for a text
+    /// alone and beside others: cosine 0.9999), each text gets a decode of its own, which was
+    /// 11-24% slower than packing on x86 (docs/BENCHMARKS.md); `false`, or setting
+    /// `batch_sequences`, packs texts there too. Never applied on GPUs, nor with flash
+    /// attention off (batch-invariant already).
     pub batch_invariant: bool,
     /// Whether an F16 model runs on BF16 kernels from a copy of its file (never, by default:
     /// the copy is as large as the model).

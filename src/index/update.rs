@@ -26,7 +26,7 @@ pub(super) const CHUNKER_VERSION: &str = "4";
 /// or [`IndexOptions::group_bytes`] of text.
 const GROUP_FILES: usize = 64;
 /// Chunks per group at most: files of many small definitions make many small chunks, and a
-/// group is committed only when all of them are embedded (one text per decode on the CPU).
+/// group is committed only when all of them are embedded.
 /// 128 is what `GROUP_TOKENS` allows at the default budget; smaller budgets get no more.
 const GROUP_CHUNKS: usize = 128;
 /// Tokens per group of files embedded together (enough to keep the engine's decodes full).

@@ -9082,6 +9082,31 @@ static void ggml_compute_forward_flash_attn_ext_f16_one_chunk(
 }
 
 
+// gguf-embed patch: batch-invariant tiles. The first key column that a query row may see (the
+// first entry of its F16 mask row that is not -inf), or n if it sees none. With a causal (or
+// any per-sequence) mask over a KV cache in which each sequence's cells are contiguous and in
+// position order, that is the first cell of the row's sequence for every row of it.
+static int64_t ggml_fa_first_visible_key(const ggml_fp16_t * mp_row, int64_t n) {
+    static constexpr uint16_t NEG_INF_F16 = 0xFC00;
+    static constexpr uint64_t NEG_INF_X4  = 0xFC00FC00FC00FC00ull;
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        uint64_t w;
+        memcpy(&w, mp_row + i, sizeof(w));
+        if (w != NEG_INF_X4) {
+            break;
+        }
+    }
+    for (; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, mp_row + i, sizeof(h));
+        if (h != NEG_INF_F16) {
+            return i;
+        }
+    }
+    return n;
+}
+
 static void ggml_compute_forward_flash_attn_ext_tiled(
         const ggml_compute_params * params,
         ggml_tensor * dst,
@@ -9170,8 +9195,41 @@ static void ggml_compute_forward_flash_attn_ext_tiled(
         // - limited by tile size (Q_TILE_SZ)
         // - limited by chunk boundary (ir1 - ir)
         // - limited by head boundary (neq1 - iq1) to avoid crossing into next head
-        const int tile_rows = MIN(Q_TILE_SZ, MIN((int)(ir1 - ir), (int)(neq1 - iq1)));
+        int tile_rows = MIN(Q_TILE_SZ, MIN((int)(ir1 - ir), (int)(neq1 - iq1)));
         GGML_ASSERT(tile_rows > 0);
+
+        // gguf-embed patch: batch-invariant tiles. Upstream's KV tiles start at cell 0 of the
+        // cache, so a sequence packed at cell s (not a multiple of KV_TILE_SZ) had its keys cut
+        // into other tiles than alone at cell 0, and the online softmax (running max, rescales,
+        // per-tile sums) rounded differently: a text's output depended on its batch-mates. Here
+        // the KV tiles start at the row's first visible key modulo KV_TILE_SZ, so they cut each
+        // sequence's keys at the same offsets from its first cell wherever it lies; a Q tile
+        // takes only rows whose first visible keys agree modulo KV_TILE_SZ (rows that see no
+        // key fit any tile). Keys before the grid's start are masked for every row of the
+        // tile; a KV tile that a row cannot see at all is an exact no-op for that row (skipped,
+        // or zero weights added to its sums), and rows do not otherwise interact (simd_gemm
+        // computes each output as its own FMA chain), so each row's result depends only on the
+        // keys it sees and their positions relative to its sequence's start.
+        int64_t kv_start = 0;
+        if (mask) {
+            const char * mask_head = (const char *) mask->data + (iq2%mask->ne[2])*mask->nb[2] + (iq3%mask->ne[3])*mask->nb[3];
+            int64_t residue = -1;
+            int rows = 0;
+            for (; rows < tile_rows; rows++) {
+                const int64_t first = ggml_fa_first_visible_key(
+                        (const ggml_fp16_t *)(mask_head + (iq1 + rows)*mask->nb[1]), nek1);
+                if (first == nek1) {
+                    continue;
+                }
+                if (residue < 0) {
+                    residue = first % KV_TILE_SZ;
+                } else if (first % KV_TILE_SZ != residue) {
+                    break;
+                }
+            }
+            tile_rows = rows;
+            kv_start  = residue < 0 ? 0 : residue;
+        }
 
         const uint32_t h = iq2; // head index
         const float slope = (max_bias > 0.0f) ? h < n_head_log2 ? powf(m0, h + 1) : powf(m1, 2*(h - n_head_log2) + 1) : 1.0f;
@@ -9225,7 +9283,7 @@ static void ggml_compute_forward_flash_attn_ext_tiled(
         memset(K_f32, 0, DK * KV_TILE_SZ * sizeof(float));
         memset(V32,   0, KV_TILE_SZ * DV * sizeof(float));
 
-        for (int64_t ic = 0; ic < nek1; ic += KV_TILE_SZ) {
+        for (int64_t ic = kv_start; ic < nek1; ic += KV_TILE_SZ) { // gguf-embed patch: from kv_start
             const int kv_tile = (int)std::min((int64_t)KV_TILE_SZ, nek1 - ic);
 
             // skip the tile entirely if all the masks are -inf
@@ -9289,18 +9347,21 @@ static void ggml_compute_forward_flash_attn_ext_tiled(
                     }
                 }
             }
-            memset(KQ, 0, Q_TILE_SZ * KV_TILE_SZ * sizeof(float));
-            simd_gemm(KQ, (const float *)Q_q, K_f32, Q_TILE_SZ, DK, KV_TILE_SZ);
-            ggml_vec_scale_f32(Q_TILE_SZ * KV_TILE_SZ, KQ, scale);
+            // gguf-embed patch: only the tile's own rows (tile_rows, not Q_TILE_SZ) are computed
+            // here and below: a Q tile may now be short, and each row's values are the same
+            // either way (simd_gemm gives each output its own FMA chain over k).
+            memset(KQ, 0, tile_rows * KV_TILE_SZ * sizeof(float));
+            simd_gemm(KQ, (const float *)Q_q, K_f32, tile_rows, DK, KV_TILE_SZ);
+            ggml_vec_scale_f32(tile_rows * KV_TILE_SZ, KQ, scale);
 
             if (logit_softcap != 0.0f) {
-                ggml_vec_tanh_f32(Q_TILE_SZ * KV_TILE_SZ, KQ, KQ);
-                ggml_vec_scale_f32(Q_TILE_SZ * KV_TILE_SZ, KQ, logit_softcap);
+                ggml_vec_tanh_f32(tile_rows * KV_TILE_SZ, KQ, KQ);
+                ggml_vec_scale_f32(tile_rows * KV_TILE_SZ, KQ, logit_softcap);
             }
 
             // Set padded KQ entries to -inf so softmax gives them zero weight
             if (kv_tile < KV_TILE_SZ) {
-                for (int tq = 0; tq < Q_TILE_SZ; tq++) {
+                for (int tq = 0; tq < tile_rows; tq++) {
                     for (int tk = kv_tile; tk < KV_TILE_SZ; tk++) {
                         KQ[tq * KV_TILE_SZ + tk] = -INFINITY;
                     }
@@ -9313,7 +9374,7 @@ static void ggml_compute_forward_flash_attn_ext_tiled(
 
             bool skip[Q_TILE_SZ] = {};
 
-            for (int tq = 0; tq < Q_TILE_SZ; tq++) {
+            for (int tq = 0; tq < tile_rows; tq++) { // gguf-embed patch: tile_rows
                 float * kq_row = KQ + tq * KV_TILE_SZ;
 
                 float tile_max;
@@ -9348,12 +9409,12 @@ static void ggml_compute_forward_flash_attn_ext_tiled(
                     memcpy(V32 + tk * DV, v_data, DV * sizeof(float));
                 }
             }
-            for (int tq = 0; tq < Q_TILE_SZ; tq++) {
+            for (int tq = 0; tq < tile_rows; tq++) { // gguf-embed patch: tile_rows
                 if (skip[tq]) {
                     memset(KQ + tq * KV_TILE_SZ, 0, KV_TILE_SZ * sizeof(float));
                 }
             }
-            simd_gemm(VKQ32, KQ, V32, Q_TILE_SZ, KV_TILE_SZ, DV);
+            simd_gemm(VKQ32, KQ, V32, tile_rows, KV_TILE_SZ, DV); // gguf-embed patch: tile_rows
         }
 
         // sinks (apply only to valid rows in the tile)
@@ -9571,11 +9632,22 @@ static void ggml_compute_forward_flash_attn_ext_f16(
         const int64_t dr = (nr + nchunk - 1) / nchunk;
 
         static constexpr int64_t Q_TILE_SZ  = ggml_fa_tile_config::Q;
+#if defined(__x86_64__) || defined(_M_X64)
+        // gguf-embed patch: batch-invariant tiles. On x86 the tiled kernel takes micro-batches
+        // of any size (upstream: 64 query rows or more, else the row-by-row kernel, which
+        // rounds differently), so a short sequence alone goes through the same arithmetic as
+        // packed with others. Single rows over 512 keys or more (generation) keep the split-KV
+        // path above.
+        const bool tiled_rows_ok = true;
+        GGML_UNUSED(Q_TILE_SZ);
+#else
+        const bool tiled_rows_ok = neq1 >= Q_TILE_SZ;
+#endif
         bool use_tiled = !use_ref &&
                                (q->type == GGML_TYPE_F32 &&
                                 kv_is_f32_or_f16 &&
                                 k->type == v->type &&
-                                neq1 >= Q_TILE_SZ);
+                                tiled_rows_ok);
 #if defined(GGML_SIMD) && !defined(__x86_64__) && !defined(_M_X64)
 #if defined(__ARM_FEATURE_SVE)
         const int64_t f32_epr = svcntw();
