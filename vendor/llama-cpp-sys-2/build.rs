@@ -1548,7 +1548,11 @@ fn main() {
             let filename = filename.to_str().unwrap();
             let dst = target_dir.join(filename);
             debug_log!("HARD LINK {} TO {}", asset.display(), dst.display());
-            if !dst.exists() {
+            // gguf-embed patch: the assets include symbolic links (libggml.so -> libggml.so.0),
+            // and a hard link to one is a link too, which dangles in examples/ and deps/:
+            // `exists()` follows it, says false, and the second build failed with "File
+            // exists". `symlink_metadata` sees the link itself.
+            if dst.symlink_metadata().is_err() {
                 std::fs::hard_link(asset.clone(), dst).unwrap();
             }
 
@@ -1556,7 +1560,7 @@ fn main() {
             if target_dir.join("examples").exists() {
                 let dst = target_dir.join("examples").join(filename);
                 debug_log!("HARD LINK {} TO {}", asset.display(), dst.display());
-                if !dst.exists() {
+                if dst.symlink_metadata().is_err() {
                     std::fs::hard_link(asset.clone(), dst).unwrap();
                 }
             }
@@ -1564,7 +1568,7 @@ fn main() {
             // Copy DLLs to target/profile/deps as well for tests
             let dst = target_dir.join("deps").join(filename);
             debug_log!("HARD LINK {} TO {}", asset.display(), dst.display());
-            if !dst.exists() {
+            if dst.symlink_metadata().is_err() {
                 std::fs::hard_link(asset.clone(), dst).unwrap();
             }
         }
