@@ -499,24 +499,31 @@ fn models_commands_list_path_verify_and_remove() {
     assert_eq!(again.status.code(), Some(1));
 }
 
-#[test]
-fn an_f16_model_gets_a_bf16_copy_that_models_rm_removes() {
+/// The copies of `kind` (`bf16`, `q8_0x16`, `f16x16`) in the setup's gguf-embed cache.
+fn copies(s: &Setup, kind: &str) -> usize {
+    let suffix = format!(".{kind}.gguf");
+    std::fs::read_dir(s.home.path().join("gguf-embed").join(kind)).map_or(0, |d| {
+        d.flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(&suffix))
+            .count()
+    })
+}
+
+/// A hub serving the tiny model as an F16 file (its weights rounded through bfloat16, so
+/// that a BF16 copy is lossless), and the spec that names it.
+fn serving_tiny_f16() -> (Setup, String) {
     use common::f16_writer::{Rounding, write_f16_copy};
 
     let tmp = tempfile::tempdir().unwrap();
     let f16 = tmp.path().join("tiny-f16.gguf");
     write_f16_copy(&common::f32_model(), &f16, Rounding::ViaBfloat16);
     let s = Setup::serving("tiny-f16.gguf", std::fs::read(&f16).unwrap());
-    let spec = format!("hf:{REPO}/tiny-f16.gguf");
-    let copies = s.home.path().join("gguf-embed").join("bf16");
-    let count_copies = || {
-        std::fs::read_dir(&copies).map_or(0, |d| {
-            d.flatten()
-                .filter(|e| e.file_name().to_string_lossy().ends_with(".bf16.gguf"))
-                .count()
-        })
-    };
+    (s, format!("hf:{REPO}/tiny-f16.gguf"))
+}
 
+#[test]
+fn an_f16_model_gets_a_bf16_copy_that_models_rm_removes() {
+    let (s, spec) = serving_tiny_f16();
     let out = s.run_env(&["-m", &spec, "--bf16", "always", "-v", "hello"], &[]);
     assert_ok(&out);
     assert!(
@@ -524,7 +531,7 @@ fn an_f16_model_gets_a_bf16_copy_that_models_rm_removes() {
         "{}",
         stderr(&out)
     );
-    assert_eq!(count_copies(), 1);
+    assert_eq!(copies(&s, "bf16"), 1);
     let never = s.run(&["-m", &spec, "--bf16", "never", "-v", "hello"]);
     assert_ok(&never);
     assert!(
@@ -550,98 +557,54 @@ fn an_f16_model_gets_a_bf16_copy_that_models_rm_removes() {
     );
 
     assert_ok(&s.run(&["models", "rm", &spec]));
-    assert_eq!(count_copies(), 0, "models rm leaves the BF16 copy behind");
+    assert_eq!(
+        copies(&s, "bf16"),
+        0,
+        "models rm leaves the BF16 copy behind"
+    );
+}
+
+/// The CLI's default (`--prepack auto`, `--bf16 never`) writes a copy of `spec` in the CPU
+/// `layout` where this CPU runs the interleaved kernels, `--prepack never` neither writes nor
+/// uses one and gives the same vectors, and `models rm` removes the copy.
+fn the_cpu_layout_copy_is_written_used_and_removed(s: &Setup, spec: &str, layout: &str) {
+    let expected = usize::from(gguf_embed::gguf::prepack::cpu_runs_interleaved_kernels());
+    let out = s.run_env(&["-m", spec, "-v", "hello"], &[]);
+    assert_ok(&out);
+    assert_eq!(copies(s, layout), expected, "{}", stderr(&out));
+    if expected == 1 {
+        assert!(
+            stderr(&out).contains(&format!("CPU-layout ({layout}) copy")),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let never = s.run(&["-m", spec, "--prepack", "never", "-v", "hello"]);
+    assert_ok(&never);
+    assert!(
+        !stderr(&never).contains("CPU layout from"),
+        "{}",
+        stderr(&never)
+    );
+    assert_eq!(stdout(&never), stdout(&out), "the same vectors either way");
+
+    assert_ok(&s.run(&["models", "rm", spec]));
+    assert_eq!(
+        copies(s, layout),
+        0,
+        "models rm leaves the CPU-layout copy behind"
+    );
 }
 
 #[test]
 fn a_q8_0_model_gets_a_cpu_layout_copy_that_models_rm_removes() {
-    let s = Setup::new();
-    let copies = s.home.path().join("gguf-embed").join("q8_0x16");
-    let count_copies = || {
-        std::fs::read_dir(&copies).map_or(0, |d| {
-            d.flatten()
-                .filter(|e| e.file_name().to_string_lossy().ends_with(".q8_0x16.gguf"))
-                .count()
-        })
-    };
-    let expected = usize::from(gguf_embed::gguf::prepack::cpu_runs_interleaved_kernels());
-
-    // The CLI's default writes the copy where the CPU runs the interleaved kernels.
-    let out = s.run_env(&["-m", &spec(), "-v", "hello"], &[]);
-    assert_ok(&out);
-    assert_eq!(count_copies(), expected, "{}", stderr(&out));
-    if expected == 1 {
-        assert!(
-            stderr(&out).contains("CPU-layout (q8_0x16) copy"),
-            "{}",
-            stderr(&out)
-        );
-    }
-    // --prepack never neither writes nor uses one.
-    let never = s.run(&["-m", &spec(), "--prepack", "never", "-v", "hello"]);
-    assert_ok(&never);
-    assert!(
-        !stderr(&never).contains("CPU layout from"),
-        "{}",
-        stderr(&never)
-    );
-    assert_eq!(stdout(&never), stdout(&out), "the same vectors either way");
-
-    assert_ok(&s.run(&["models", "rm", &spec()]));
-    assert_eq!(
-        count_copies(),
-        0,
-        "models rm leaves the CPU-layout copy behind"
-    );
+    the_cpu_layout_copy_is_written_used_and_removed(&Setup::new(), &spec(), "q8_0x16");
 }
 
 #[test]
 fn an_f16_model_gets_a_cpu_layout_copy_that_models_rm_removes() {
-    use common::f16_writer::{Rounding, write_f16_copy};
-
-    let tmp = tempfile::tempdir().unwrap();
-    let f16 = tmp.path().join("tiny-f16.gguf");
-    write_f16_copy(&common::f32_model(), &f16, Rounding::ViaBfloat16);
-    let s = Setup::serving("tiny-f16.gguf", std::fs::read(&f16).unwrap());
-    let spec = format!("hf:{REPO}/tiny-f16.gguf");
-    let copies = s.home.path().join("gguf-embed").join("f16x16");
-    let count_copies = || {
-        std::fs::read_dir(&copies).map_or(0, |d| {
-            d.flatten()
-                .filter(|e| e.file_name().to_string_lossy().ends_with(".f16x16.gguf"))
-                .count()
-        })
-    };
-    let expected = usize::from(gguf_embed::gguf::prepack::cpu_runs_interleaved_kernels());
-
-    // The CLI's default (--prepack auto, --bf16 never) writes the copy where the CPU runs the
-    // interleaved kernels.
-    let out = s.run_env(&["-m", &spec, "-v", "hello"], &[]);
-    assert_ok(&out);
-    assert_eq!(count_copies(), expected, "{}", stderr(&out));
-    if expected == 1 {
-        assert!(
-            stderr(&out).contains("CPU-layout (f16x16) copy"),
-            "{}",
-            stderr(&out)
-        );
-    }
-    // --prepack never neither writes nor uses one.
-    let never = s.run(&["-m", &spec, "--prepack", "never", "-v", "hello"]);
-    assert_ok(&never);
-    assert!(
-        !stderr(&never).contains("CPU layout from"),
-        "{}",
-        stderr(&never)
-    );
-    assert_eq!(stdout(&never), stdout(&out), "the same vectors either way");
-
-    assert_ok(&s.run(&["models", "rm", &spec]));
-    assert_eq!(
-        count_copies(),
-        0,
-        "models rm leaves the CPU-layout copy behind"
-    );
+    let (s, spec) = serving_tiny_f16();
+    the_cpu_layout_copy_is_written_used_and_removed(&s, &spec, "f16x16");
 }
 
 #[test]
