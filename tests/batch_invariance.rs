@@ -36,6 +36,24 @@ fn bits(vector: &[f32]) -> Vec<u32> {
     vector.iter().map(|x| x.to_bits()).collect()
 }
 
+/// Embeds `texts` as documents and returns the vectors with the number of texts in each
+/// decode it took, as the decode observer saw them.
+fn embed_counting_decodes(
+    embedder: &Embedder,
+    decodes: &Mutex<Vec<DecodeStats>>,
+    texts: &[&str],
+) -> (Vec<gguf_embed::Embedding>, Vec<usize>) {
+    decodes.lock().unwrap().clear();
+    let vectors = embedder.embed(texts, &EmbedOptions::documents()).unwrap();
+    let per_decode = decodes
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|d| d.sequences)
+        .collect();
+    (vectors, per_decode)
+}
+
 /// An embedder that records how many sequences each decode held.
 fn load(options: EmbedderOptions) -> (Embedder, Arc<Mutex<Vec<DecodeStats>>>) {
     let decodes = Arc::new(Mutex::new(Vec::new()));
@@ -80,14 +98,7 @@ fn a_texts_vector_is_the_same_alone_and_packed_beside_short_and_long_texts() {
     for fa in [FlashAttention::Auto, FlashAttention::On] {
         let (embedder, decodes) = load(EmbedderOptions::default().with_flash_attention(fa));
         let want = alone(&embedder, &texts);
-        decodes.lock().unwrap().clear();
-        let packed = embedder.embed(&texts, &EmbedOptions::documents()).unwrap();
-        let per_decode: Vec<usize> = decodes
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|d| d.sequences)
-            .collect();
+        let (packed, per_decode) = embed_counting_decodes(&embedder, &decodes, &texts);
         assert_eq!(
             per_decode,
             [texts.len()],
@@ -185,14 +196,7 @@ fn texts_spread_over_several_packed_decodes_keep_their_vectors() {
             None => (embedder.clone(), Arc::clone(&decodes)),
             Some(tokens) => load(EmbedderOptions::default().with_batch_tokens(tokens)),
         };
-        decodes.lock().unwrap().clear();
-        let got = embedder.embed(&refs, &EmbedOptions::documents()).unwrap();
-        let per_decode: Vec<usize> = decodes
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|d| d.sequences)
-            .collect();
+        let (got, per_decode) = embed_counting_decodes(&embedder, &decodes, &refs);
         let (last, full) = per_decode.split_last().unwrap();
         assert!(
             !full.is_empty() && full.iter().all(|&n| n >= 2) && *last >= 1,
