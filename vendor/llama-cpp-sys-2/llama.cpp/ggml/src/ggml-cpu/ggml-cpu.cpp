@@ -43,7 +43,14 @@ std::vector<ggml_backend_buffer_type_t> & ggml_backend_cpu_get_extra_buffer_type
     static std::vector<ggml_backend_buffer_type_t> bufts = []() {
         std::vector<ggml_backend_buffer_type_t> bufts;
 
-#if defined(__AMX_INT8__) && defined(__AVX512VNNI__)
+        // gguf-embed patch: no AMX buffer type. On a CPU with AMX it came first and took the
+        // Q8_0 (and F16) weights away from the repack buffer, so that the interleaved kernels,
+        // the prepacked copies (which the loader then refused) and the batch invariance of
+        // patch 7 did not apply: ggml's AMX matmul switches between its VNNI and tile kernels
+        // by row count, so a vector would depend on its batch. On a KVM guest that advertises
+        // AMX and grants the tile permission, its tile kernels also died with SIGILL
+        // (tilezero, December 2026). The code stays compiled; only its buffer type is unused.
+#if 0 && defined(__AMX_INT8__) && defined(__AVX512VNNI__)
         if (ggml_backend_amx_buffer_type()) {
             bufts.push_back(ggml_backend_amx_buffer_type());
         }
