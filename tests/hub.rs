@@ -607,6 +607,85 @@ fn an_f16_model_gets_a_cpu_layout_copy_that_models_rm_removes() {
     the_cpu_layout_copy_is_written_used_and_removed(&s, &spec, "f16x16");
 }
 
+/// The CPU-layout copies in the setup's cache (their paths), checksum files left out.
+fn copy_paths(s: &Setup, kind: &str) -> Vec<PathBuf> {
+    let suffix = format!(".{kind}.gguf");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(s.home.path().join("gguf-embed").join(kind))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    paths.retain(|p| p.to_string_lossy().ends_with(&suffix));
+    paths
+}
+
+/// Overwrites 8 bytes in the middle of a file (its tensor data), keeping its size and header.
+fn damage(path: &Path) {
+    use std::io::{Seek, SeekFrom, Write};
+    let len = std::fs::metadata(path).unwrap().len();
+    let mut f = std::fs::File::options().write(true).open(path).unwrap();
+    f.seek(SeekFrom::Start(len / 2)).unwrap();
+    f.write_all(&[0x5a; 8]).unwrap();
+}
+
+/// `models verify` re-hashes the copies of models: a damaged copy of an unchanged model is
+/// written again, one whose model changed since is removed, and each is named.
+#[test]
+fn models_verify_rebuilds_or_removes_a_damaged_copy() {
+    if !gguf_embed::gguf::prepack::cpu_runs_interleaved_kernels() {
+        return eprintln!("this CPU has no interleaved kernels: no copies");
+    }
+    let s = Setup::new();
+    let model = s.home.path().join("local.gguf");
+    std::fs::copy(q8_model(), &model).unwrap();
+    let model_arg = model.to_str().unwrap();
+    let first = s.run(&["-m", model_arg, "hello"]);
+    assert_ok(&first);
+    let [copy] = copy_paths(&s, "q8_0x16").try_into().unwrap();
+    let intact = std::fs::read(&copy).unwrap();
+
+    let ok = s.run(&["models", "verify", model_arg]);
+    assert_ok(&ok);
+    assert!(stdout(&ok).starts_with("ok "), "{}", stdout(&ok));
+
+    // 8 bytes of tensor data overwritten: the copy still loads, so only a hash can tell.
+    damage(&copy);
+    let verify = s.run(&["models", "verify", model_arg, "--format", "json"]);
+    assert_ok(&verify);
+    let report: Value = serde_json::from_slice(&verify.stdout).unwrap();
+    let checked = &report["copies"][0];
+    assert_eq!(checked["status"], "rebuilt", "{report}");
+    assert!(
+        checked["reason"].as_str().unwrap().starts_with("damaged"),
+        "{report}"
+    );
+    assert!(
+        std::fs::read(&copy).unwrap() == intact,
+        "not rebuilt as it was"
+    );
+    let again = s.run(&["-m", model_arg, "hello"]);
+    assert_eq!(
+        stdout(&again),
+        stdout(&first),
+        "the rebuilt copy embeds as before"
+    );
+
+    // Damaged again, and its model changed since (touched): removed, not rebuilt.
+    damage(&copy);
+    let f = std::fs::File::options().write(true).open(&model).unwrap();
+    f.set_modified(std::time::SystemTime::now()).unwrap();
+    drop(f);
+    let verify = s.run(&["models", "verify"]);
+    assert_ok(&verify);
+    assert!(
+        stdout(&verify).contains(&format!(
+            "REMOVED   CPU-layout (q8_0x16) copy {}",
+            copy.display()
+        )),
+        "{}",
+        stdout(&verify)
+    );
+    assert!(copy_paths(&s, "q8_0x16").is_empty());
+}
+
 #[test]
 fn the_download_progress_is_reported_to_library_callers() {
     use gguf_embed::hub::{DownloadEvent, Hub, HubConfig, ModelSpec};

@@ -131,7 +131,7 @@ fn same_vectors_bit_for_bit(model: Model) {
     }
     // The copy is used (a refused one would have fallen back to the model).
     let copy = prepacked.weights_file().to_path_buf();
-    assert_eq!(files_in(&copies), vec![copy.clone()]);
+    assert_eq!(files_in(&copies), vec![copy.clone(), seal_of(&copy)]);
     assert!(copy.to_string_lossy().ends_with(model.suffix()), "{copy:?}");
 
     // The copy names, under each layout's key, exactly the tensors the CPU repacks in that
@@ -231,7 +231,131 @@ fn reused_and_rewritten(model: Model) {
     assert_eq!(rewritten.weights_file(), first);
     assert_eq!(std::fs::metadata(&first).unwrap().len(), len);
     assert_eq!(vectors(&rewritten), expected);
-    assert_eq!(files_in(&copies), vec![first], "nothing else is left");
+    assert_eq!(
+        files_in(&copies),
+        vec![first.clone(), seal_of(&first)],
+        "nothing else is left"
+    );
+}
+
+/// The checksum file written beside a copy.
+fn seal_of(copy: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.json", copy.display()))
+}
+
+/// The Q8_0 fixture with every block scale of one matrix negated: a valid model of exactly the
+/// same size whose vectors differ.
+fn another_model_of_the_same_size(dest: &Path) {
+    let file = GgufFile::open(q8_model()).unwrap();
+    let t = file
+        .tensors()
+        .iter()
+        .find(|t| t.name == "blk.0.ffn_down.weight")
+        .unwrap();
+    let mut bytes = std::fs::read(q8_model()).unwrap();
+    let start = (file.data_offset() + t.offset) as usize;
+    // A Q8_0 block is an f16 scale and 32 int8 values: flip each scale's sign bit.
+    for block in bytes[start..start + t.size as usize].chunks_exact_mut(34) {
+        block[1] ^= 0x80;
+    }
+    std::fs::write(dest, bytes).unwrap();
+}
+
+/// `cp -p`, `rsync -t` and build systems replace a file by another of the same size with the
+/// same modification time. The copy of the file it replaced must not be served for it.
+#[test]
+fn a_model_replaced_by_another_of_the_same_size_and_time_gets_its_own_copy() {
+    if !prepack::cpu_runs_interleaved_kernels() {
+        return eprintln!("this CPU has no interleaved kernels: no copies");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let copies = dir.path().join("copies");
+    let path = dir.path().join("model.gguf");
+    let other = dir.path().join("other.gguf");
+    std::fs::copy(q8_model(), &path).unwrap();
+    another_model_of_the_same_size(&other);
+    let expected_other = vectors(&embedder(&other, PrepackedWeights::Never, &copies));
+
+    let first = embedder(&path, PrepackedWeights::Auto, &copies);
+    let first_copy = first.weights_file().to_path_buf();
+    assert_ne!(first_copy, path, "the copy was not used");
+    let original = vectors(&first);
+    drop(first);
+    assert_ne!(original, expected_other, "the two models must differ");
+
+    // Replace the model in place as `cp -p` does: same inode, same size, same mtime.
+    let before = std::fs::metadata(&path).unwrap();
+    std::fs::copy(&other, &path).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(before.modified().unwrap())
+        .unwrap();
+    let after = std::fs::metadata(&path).unwrap();
+    assert_eq!(
+        (after.len(), after.modified().unwrap()),
+        (before.len(), before.modified().unwrap()),
+        "the replacement keeps size and modification time"
+    );
+
+    let replaced = embedder(&path, PrepackedWeights::Auto, &copies);
+    assert_ne!(
+        replaced.weights_file(),
+        first_copy,
+        "the old copy was served"
+    );
+    assert_eq!(vectors(&replaced), expected_other);
+    assert!(!first_copy.exists(), "the stale copy is left behind");
+    assert!(
+        !seal_of(&first_copy).exists(),
+        "its checksum is left behind"
+    );
+}
+
+/// A copy from a release with other layouts is never used: one whose header says another layout
+/// version is written again, and one named after another version is removed.
+#[test]
+fn a_copy_of_another_layout_version_is_rewritten_and_old_ones_are_removed() {
+    if !prepack::cpu_runs_interleaved_kernels() {
+        return eprintln!("this CPU has no interleaved kernels: no copies");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let copies = dir.path().join("copies");
+    let path = dir.path().join("model.gguf");
+    std::fs::copy(q8_model(), &path).unwrap();
+    let copy = embedder(&path, PrepackedWeights::Auto, &copies)
+        .weights_file()
+        .to_path_buf();
+    let name = copy.file_name().unwrap().to_string_lossy().into_owned();
+    let version = format!(".v{}.", prepack::LAYOUT_VERSION);
+    assert!(name.contains(&version), "{name}");
+    let file = GgufFile::open(&copy).unwrap();
+    assert_eq!(
+        prepack::layout_version(&file),
+        Some(u64::from(prepack::LAYOUT_VERSION))
+    );
+    drop(file);
+
+    // An old release's copy of another model, and this copy's header set to another version.
+    let old = copies.join(name.replace(&version, ".v1.").replace("model.", "older."));
+    std::fs::copy(&copy, &old).unwrap();
+    let mut bytes = std::fs::read(&copy).unwrap();
+    let key = prepack::VERSION_KEY.as_bytes();
+    let at = bytes.windows(key.len()).position(|w| w == key).unwrap() + key.len() + 4;
+    bytes[at..at + 4].copy_from_slice(&(prepack::LAYOUT_VERSION + 1).to_le_bytes());
+    std::fs::write(&copy, &bytes).unwrap();
+
+    let e = embedder(&path, PrepackedWeights::Auto, &copies);
+    assert_eq!(e.weights_file(), copy);
+    let rewritten = GgufFile::open(&copy).unwrap();
+    assert_eq!(
+        prepack::layout_version(&rewritten),
+        Some(u64::from(prepack::LAYOUT_VERSION)),
+        "the copy of another version was used, not written again"
+    );
+    assert!(!old.exists(), "the old release's copy is left behind");
+    assert_eq!(files_in(&copies), vec![copy.clone(), seal_of(&copy)]);
 }
 
 #[test]

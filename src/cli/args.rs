@@ -359,9 +359,12 @@ pub enum ModelsCommand {
     Pull(ModelsSpecArgs),
     /// Print the local path of a cached model (downloads nothing)
     Path(ModelsSpecArgs),
-    /// Re-hash cached models and compare with their pinned or published sha256
+    /// Re-hash cached models and compare with their pinned or published sha256, and re-hash
+    /// the models' CPU-layout and BF16 copies (a damaged copy is rebuilt from its model, or
+    /// removed)
     Verify {
-        /// The model [default: every cached GGUF file]
+        /// The model, from the cache or a local file [default: every cached GGUF file and
+        /// every copy]
         #[arg(value_name = "SPEC")]
         spec: Option<String>,
         /// Quantization for a catalog name without one

@@ -1,6 +1,7 @@
 //! `gguf-embed models ...`: the model cache from the command line.
 
 use anyhow::{Result, bail};
+use gguf_embed::hub::copies::{CopyOutcome, verify_copies};
 use gguf_embed::hub::{CachedFile, HubConfig, HubFile, ModelSpec, catalog, human_bytes};
 use serde_json::json;
 
@@ -177,25 +178,36 @@ fn print_path(file: &HubFile, path: &std::path::Path, format: InfoFormat) -> Res
 
 fn verify(spec: Option<&str>, quant: &str, format: InfoFormat, global: &GlobalArgs) -> Result<()> {
     let hub = model::hub(true, global);
-    let targets = match spec {
-        None => hub.list_cached(),
+    // The Hub files to re-hash, and the model files whose copies to check (`None`: every copy).
+    let (targets, copy_sources) = match spec {
+        None => (hub.list_cached(), None),
         Some(spec) => match ModelSpec::parse(spec, quant)? {
-            ModelSpec::Hub(file) => hub.find_cached(&file),
-            ModelSpec::Local(path) => bail!(
-                "{} is a local file, not a model in the cache",
-                path.display()
-            ),
+            ModelSpec::Hub(file) => {
+                let cached = hub.find_cached(&file);
+                let sources = cached.iter().map(|c| c.path.clone()).collect();
+                (cached, Some(sources))
+            }
+            ModelSpec::Local(path) => {
+                if !path.is_file() {
+                    bail!("{} is not a file", path.display());
+                }
+                (Vec::new(), Some(vec![path]))
+            }
         },
     };
-    if targets.is_empty() {
-        bail!("nothing to verify: no such model in the cache");
-    }
     let mut results = Vec::new();
     for cached in &targets {
         results.push(hub.verify(cached)?);
     }
+    let copies = verify_copies(copy_sources.as_deref());
+    if targets.is_empty() && copies.is_empty() {
+        bail!("nothing to verify: no such model (or copy of one) in the cache");
+    }
     match format {
-        InfoFormat::Json => outln!("{}", serde_json::to_string_pretty(&results)?)?,
+        InfoFormat::Json => outln!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"files": results, "copies": copies}))?
+        )?,
         InfoFormat::Text => {
             for r in &results {
                 let what = format!("hf:{}/{}", r.file.repo, r.file.file);
@@ -211,7 +223,23 @@ fn verify(spec: Option<&str>, quant: &str, format: InfoFormat, global: &GlobalAr
                     )?,
                 }
             }
+            for c in &copies {
+                let what = format!("{} copy {}", c.kind, c.path.display());
+                match &c.outcome {
+                    CopyOutcome::Ok => outln!("ok        {what}")?,
+                    CopyOutcome::Rebuilt { reason } => outln!("REBUILT   {what}  ({reason})")?,
+                    CopyOutcome::Removed { reason } => outln!("REMOVED   {what}  ({reason})")?,
+                }
+            }
         }
+    }
+    let repaired = copies.iter().filter(|c| c.outcome.was_damaged()).count();
+    if repaired > 0 {
+        tracing::warn!(
+            "{repaired} damaged model cop{} rebuilt or removed (a removed copy is written again \
+             when its model is next loaded)",
+            if repaired == 1 { "y was" } else { "ies were" }
+        );
     }
     let bad = results
         .iter()

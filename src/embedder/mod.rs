@@ -607,11 +607,7 @@ fn weights_file(
         }));
     for (kind, dir, what) in choices {
         let dir = dir.clone().unwrap_or_else(|| copies::default_dir(kind));
-        let copy = match kind {
-            CopyKind::Bf16 => copies::bf16_copy(path, &file, &dir),
-            CopyKind::Q8_0x16 | CopyKind::F16x16 => copies::prepacked_copy(path, &file, &dir),
-        };
-        match copy {
+        match copies::copy(kind, path, &file, &dir) {
             Ok(Some(copy)) => {
                 tracing::info!("{what} from {}", copy.display());
                 return copy;

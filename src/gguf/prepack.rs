@@ -25,7 +25,17 @@ use std::path::Path;
 use super::repack::write_atomically;
 use super::{GgufError, GgufFile, TensorInfo, f16x16, q8_0x16};
 
+/// The metadata key holding [`LAYOUT_VERSION`] in every copy.
+pub const VERSION_KEY: &str = "gguf_embed.layout_version";
+
+/// The version of the interleaved layouts and of the copy's format. Bumped whenever either
+/// changes, so that a copy written by another release (whose kernels may read its bytes in
+/// another order) is never used: it is in the copy's name and in its header
+/// ([`VERSION_KEY`]), and [`layout_version`] reads it back. Version 1 had no key.
+pub const LAYOUT_VERSION: u32 = 2;
+
 /// GGUF metadata value types used by the keys.
+const GGUF_U32: u32 = 4;
 const GGUF_STRING: u32 = 8;
 const GGUF_ARRAY: u32 = 9;
 
@@ -99,6 +109,12 @@ pub fn is_repacked(t: &TensorInfo) -> bool {
     Layout::of(t).is_some()
 }
 
+/// The layout version a copy was written with ([`VERSION_KEY`]); `None` for a file without
+/// the key (an original model, or a copy from before version 2).
+pub fn layout_version(file: &GgufFile) -> Option<u64> {
+    file.get_u64(VERSION_KEY)
+}
+
 /// Whether the file already is a copy with prepacked weights (it has a layout's key).
 pub fn is_prepacked(file: &GgufFile) -> bool {
     Layout::ALL.iter().any(|l| file.get(l.key()).is_some())
@@ -119,7 +135,8 @@ pub fn copy_size(source: &GgufFile) -> u64 {
     let keys: usize = packed_names(source)
         .iter()
         .map(|(layout, names)| key_bytes(layout.key(), names).len())
-        .sum();
+        .sum::<usize>()
+        + version_bytes().len();
     let table_end = source.tensor_table_end() + keys as u64;
     let data_offset = table_end.next_multiple_of(source.alignment());
     data_offset + (source.file_size() - source.data_offset())
@@ -163,6 +180,16 @@ fn packed_names(source: &GgufFile) -> Vec<(Layout, Vec<&str>)> {
         .collect()
 }
 
+/// The metadata entry holding [`LAYOUT_VERSION`], as GGUF bytes.
+fn version_bytes() -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&(VERSION_KEY.len() as u64).to_le_bytes());
+    out.extend_from_slice(VERSION_KEY.as_bytes());
+    out.extend_from_slice(&GGUF_U32.to_le_bytes());
+    out.extend_from_slice(&LAYOUT_VERSION.to_le_bytes());
+    out
+}
+
 /// A metadata entry naming the packed tensors of one layout, as GGUF bytes.
 fn key_bytes(key: &str, names: &[&str]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -190,13 +217,16 @@ fn write_copy(
 ) -> std::io::Result<()> {
     let bytes: &[u8] = &source.map;
     let mut out = AlignedWriter::new(File::create(path)?);
-    // Magic, version and tensor count; then the metadata count, one more per layout.
+    // Magic, version and tensor count; then the metadata count, one more per layout and one
+    // for the layout version.
     out.write_all(&bytes[..16])?;
     let n_kv = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes"));
-    out.write_all(&(n_kv + names.len() as u64).to_le_bytes())?;
+    out.write_all(&(n_kv + names.len() as u64 + 1).to_le_bytes())?;
     let metadata_end = source.tensor_table_offset() as usize;
     out.write_all(&bytes[24..metadata_end])?;
-    let mut keys_len = 0;
+    let version = version_bytes();
+    out.write_all(&version)?;
+    let mut keys_len = version.len();
     for (layout, names) in names {
         let key = key_bytes(layout.key(), names);
         out.write_all(&key)?;

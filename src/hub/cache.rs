@@ -183,11 +183,40 @@ impl RepoCache {
     }
 }
 
-/// Size and modification time: enough to tell whether a file changed since we last read it.
+/// What tells whether a file changed since we last read it, without reading it: on Unix its
+/// device, inode, size, and modification and status-change times to the nanosecond.
+///
+/// Size and modification time alone are not enough: `cp -p`, `rsync -t` and build systems
+/// replace a file with another of the same size and set its modification time, and a model
+/// keyed that way would be served from the copy (or the recorded hash) of the file it replaced.
+/// No tool can set the status-change time (the kernel sets it on every write, rename or
+/// `utimes`), and a replaced file usually gets a new inode as well.
 pub(crate) fn file_stamp(path: &Path) -> Option<String> {
     let meta = fs::metadata(path).ok()?;
     let mtime = meta.modified().ok()?.duration_since(UNIX_EPOCH).ok()?;
-    Some(format!("{}:{}", meta.len(), mtime.as_nanos()))
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some(format!(
+            "{}:{}:{}:{}:{}.{:09}",
+            meta.dev(),
+            meta.ino(),
+            meta.len(),
+            mtime.as_nanos(),
+            meta.ctime(),
+            meta.ctime_nsec()
+        ))
+    }
+    #[cfg(not(unix))]
+    {
+        // Windows has no status-change time; the creation time changes when a file is replaced.
+        let created = meta
+            .created()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        Some(format!("{}:{}:{created}", meta.len(), mtime.as_nanos()))
+    }
 }
 
 fn walk(dir: &Path, found: &mut dyn FnMut(&Path)) {
