@@ -29,17 +29,46 @@ impl Server {
     }
 
     fn start_with(model: &std::path::Path, extra: &[&str]) -> Self {
+        let (child, base, stderr, writer) = Self::spawn(model, extra, &[]);
+        // Only the server holds the write end: the reader sees the end when it exits.
+        drop(writer);
+        // Keep draining stderr so the server never blocks on a full pipe.
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Self { child, base, log }
+    }
+
+    /// Starts the server and reads its stderr up to the line that says where it listens.
+    /// Returns a second write end of the server's stderr pipe too, with which a test can fill it.
+    fn spawn(
+        model: &std::path::Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> (
+        Child,
+        String,
+        BufReader<std::io::PipeReader>,
+        std::io::PipeWriter,
+    ) {
         let model = model.display().to_string();
-        let mut child = Command::new(cli())
+        let (reader, writer) = std::io::pipe().unwrap();
+        let ours = writer.try_clone().unwrap();
+        let child = Command::new(cli())
             .args(["serve", "-m", &model, "--port", "0", "--threads", "2"])
             .args(extra)
+            .envs(env.iter().copied())
             .env_remove("GGUF_EMBED_API_KEY")
             .env("HF_HUB_OFFLINE", "1")
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(writer)
             .spawn()
             .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut stderr = BufReader::new(reader);
         let mut line = String::new();
         let base = loop {
             line.clear();
@@ -51,15 +80,7 @@ impl Server {
                 break format!("http://{}", rest.split_whitespace().next().unwrap());
             }
         };
-        // Keep draining stderr so the server never blocks on a full pipe.
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Self { child, base, log }
+        (child, base, stderr, ours)
     }
 
     /// The server's address (host:port).
@@ -644,30 +665,39 @@ fn threads_and_rss(pid: u32) -> (u64, u64) {
     (field("Threads:"), field("VmRSS:"))
 }
 
-/// 1,000 concurrent connections against `--max-queued 64`: each gets 200 or 503 (none is left
-/// without an answer), the server's threads and memory stay bounded, the counters add up, and
-/// the server answers normally afterwards. Run with `--nocapture` to see the figures.
-#[cfg(target_os = "linux")]
-#[test]
-fn a_flood_of_connections_gets_answers_with_bounded_threads_and_memory() {
-    raise_open_file_limit();
-    let s = Server::start(&["--max-queued", "64"]);
-    let addr = s.addr();
-    let pid = s.child.id();
-    let body = json!({"input": case("long").text, "truncate": true}).to_string();
-    let (threads_before, rss_before) = threads_and_rss(pid);
-    // The server asks for a deep listen backlog; the kernel caps it at net.core.somaxconn
-    // (4096 by default). Past the cap, the kernel itself resets connections (SYN cookies), so
-    // on a kernel set lower the flood is sized to fit.
+/// How many connections a flood makes: 1,000, or fewer where the kernel caps the listen backlog
+/// lower. The server asks for a deep listen backlog; the kernel caps it at net.core.somaxconn
+/// (4096 by default). Past the cap, the kernel itself resets connections (SYN cookies), so on a
+/// kernel set lower the flood is sized to fit.
+fn flood_size() -> usize {
     let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(4096);
-    let clients = 1000.min(somaxconn * 3 / 4);
+    1000.min(somaxconn * 3 / 4)
+}
+
+/// What a flood saw: each connection's status, and the server's most threads and RSS (KiB).
+struct Flood {
+    statuses: Vec<u16>,
+    max_threads: u64,
+    max_rss: u64,
+}
+
+impl Flood {
+    fn count(&self, status: u16) -> usize {
+        self.statuses.iter().filter(|&&s| s == status).count()
+    }
+}
+
+/// `clients` concurrent POSTs of a long text to `/v1/embeddings`, all released at once.
+fn flood(addr: &str, pid: u32, clients: usize) -> Flood {
+    let body = json!({"input": case("long").text, "truncate": true}).to_string();
+    let (mut max_threads, mut max_rss) = threads_and_rss(pid);
     let start = Arc::new(std::sync::Barrier::new(clients + 1));
     let handles: Vec<_> = (0..clients)
         .map(|_| {
-            let (addr, body, start) = (addr.clone(), body.clone(), Arc::clone(&start));
+            let (addr, body, start) = (addr.to_string(), body.clone(), Arc::clone(&start));
             std::thread::Builder::new()
                 .stack_size(128 << 10)
                 .spawn(move || {
@@ -678,16 +708,33 @@ fn a_flood_of_connections_gets_answers_with_bounded_threads_and_memory() {
         })
         .collect();
     start.wait();
-    let (mut max_threads, mut max_rss) = (threads_before, rss_before);
     while !handles.iter().all(|h| h.is_finished()) {
         let (threads, rss) = threads_and_rss(pid);
         max_threads = max_threads.max(threads);
         max_rss = max_rss.max(rss);
         std::thread::sleep(Duration::from_millis(10));
     }
-    let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    let ok = statuses.iter().filter(|&&s| s == 200).count();
-    let busy = statuses.iter().filter(|&&s| s == 503).count();
+    Flood {
+        statuses: handles.into_iter().map(|h| h.join().unwrap()).collect(),
+        max_threads,
+        max_rss,
+    }
+}
+
+/// 1,000 concurrent connections against `--max-queued 64`: each gets 200 or 503 (none is left
+/// without an answer), the server's threads and memory stay bounded, the counters add up, and
+/// the server answers normally afterwards. Run with `--nocapture` to see the figures.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_flood_of_connections_gets_answers_with_bounded_threads_and_memory() {
+    raise_open_file_limit();
+    let s = Server::start(&["--max-queued", "64"]);
+    let pid = s.child.id();
+    let (threads_before, rss_before) = threads_and_rss(pid);
+    let clients = flood_size();
+    let f = flood(&s.addr(), pid, clients);
+    let (ok, busy) = (f.count(200), f.count(503));
+    let (max_threads, max_rss) = (f.max_threads, f.max_rss);
     eprintln!(
         "flood: {clients} connections, {ok} x 200, {busy} x 503; server threads {threads_before} \
          before, at most {max_threads} during; RSS {} MiB before, at most {} MiB during",
@@ -697,7 +744,8 @@ fn a_flood_of_connections_gets_answers_with_bounded_threads_and_memory() {
     assert_eq!(
         ok + busy,
         clients,
-        "statuses other than 200/503: {statuses:?}"
+        "statuses other than 200/503: {:?}",
+        f.statuses
     );
     assert!(ok > 0 && busy > 0, "{ok} x 200, {busy} x 503");
     // Before admission came first, every waiting request held one of tokio's 512 blocking
@@ -719,6 +767,89 @@ fn a_flood_of_connections_gets_answers_with_bounded_threads_and_memory() {
     let (status, _, _) = s.post("/v1/embeddings", &json!({"input": "after the flood"}));
     assert_eq!(status, 200);
     assert_eq!(s.health()["queued"], 0);
+    // The 503s were warned about in a few lines, not one per refusal.
+    let log = s.log.lock().unwrap().join("\n");
+    let warned = log.lines().filter(|l| l.contains("WARN")).count();
+    assert!(
+        warned < 10 && warned < busy,
+        "{warned} warning lines for {busy} refusals:\n{log}"
+    );
+}
+
+/// Fills a pipe through a write end of it until it takes no more (the reader reads nothing).
+#[cfg(target_os = "linux")]
+fn fill_pipe(writer: &std::io::PipeWriter) -> usize {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    let fd = writer.as_raw_fd();
+    // SAFETY: fcntl reads and sets the flags of an open descriptor.
+    unsafe {
+        libc::fcntl(
+            fd,
+            libc::F_SETFL,
+            libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK,
+        )
+    };
+    let mut writer = writer;
+    let mut written = 0;
+    loop {
+        match writer.write(&[b'x'; 4096]) {
+            Ok(n) => written += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return written,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// A log nobody reads (a paused terminal, a stuck log shipper, an MCP client that never drains
+/// stderr) must not stop the server. Its stderr pipe is filled to the brim once the server
+/// listens, and never read again: a flood that logs (refusals are warnings) still gets 200 or
+/// 503 on every connection, and the server answers afterwards, `/health` and `/metrics`
+/// included. (Before the non-blocking log, the first warning blocked an async worker, and
+/// soon nothing answered.)
+#[cfg(target_os = "linux")]
+#[test]
+fn a_stalled_log_does_not_stop_the_server() {
+    raise_open_file_limit();
+    let (mut child, base, _stderr, writer) = Server::spawn(
+        &f32_model(),
+        &["--max-queued", "64"],
+        &[("RUST_LOG", "debug")],
+    );
+    let filled = fill_pipe(&writer);
+    assert!(filled >= 4096, "the pipe took only {filled} bytes");
+    let addr = base.trim_start_matches("http://").to_string();
+    let clients = flood_size();
+    let f = flood(&addr, child.id(), clients);
+    let (ok, busy) = (f.count(200), f.count(503));
+    eprintln!(
+        "stalled log ({filled} bytes in the pipe): {clients} connections, {ok} x 200, {busy} x 503"
+    );
+    assert_eq!(
+        ok + busy,
+        clients,
+        "statuses other than 200/503: {:?}",
+        f.statuses
+    );
+    assert!(ok > 0 && busy > 0, "{ok} x 200, {busy} x 503");
+    let get = |path: &str| {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        agent
+            .get(&format!("{base}{path}"))
+            .call()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(get("/health"), 200);
+    assert_eq!(get("/metrics"), 200);
+    let body = json!({"input": "after the flood"}).to_string();
+    assert_eq!(raw_post(&addr, "/v1/embeddings", &body), 200);
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
 
 /// 100 clients send large requests and hang up at once: their work stops (the engine's token

@@ -26,6 +26,7 @@ mod embed;
 mod index;
 mod input;
 mod inspect;
+mod log;
 #[cfg(feature = "index")]
 mod mcp;
 mod model;
@@ -35,13 +36,12 @@ mod progress;
 #[cfg(feature = "server")]
 mod serve;
 
-use std::io::{self, IsTerminal};
+use std::io;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
-use tracing_subscriber::EnvFilter;
 
-use args::{Cli, Command, GlobalArgs};
+use args::{Cli, Command};
 
 /// The version line: package version and the llama.cpp binding it was built with.
 pub const VERSION: &str = concat!(
@@ -68,7 +68,8 @@ pub fn main() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
-    init_logging(&cli.global);
+    // Dropped last, so that the non-blocking log is flushed after the error report.
+    let _log = log::init(&cli.global, is_long_running(&cli));
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => report(&e),
@@ -144,9 +145,9 @@ fn report(error: &anyhow::Error) -> ExitCode {
     {
         return ExitCode::SUCCESS;
     }
-    eprintln!("gguf-embed: {error:#}");
+    log::say(&format!("{error:#}"));
     if error.downcast_ref::<UsageError>().is_some() {
-        eprintln!("For more information, try '--help'.");
+        log::line("For more information, try '--help'.");
         ExitCode::from(2)
     } else {
         ExitCode::FAILURE
@@ -163,20 +164,15 @@ fn io_error_kind(error: &(dyn std::error::Error + 'static)) -> Option<io::ErrorK
         .and_then(serde_json::Error::io_error_kind)
 }
 
-fn init_logging(global: &GlobalArgs) {
-    let default = match (global.quiet, global.verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "info",
-        (false, 2) => "debug",
-        (false, _) => "trace",
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(io::stderr)
-        .with_ansi(io::stderr().is_terminal())
-        .without_time()
-        .with_target(global.verbose >= 2)
-        .init();
+/// Commands that run until stopped: their log must never block them (see `log`).
+fn is_long_running(cli: &Cli) -> bool {
+    match &cli.command {
+        #[cfg(feature = "server")]
+        Some(Command::Serve(_)) => true,
+        #[cfg(feature = "index")]
+        Some(Command::Mcp(_)) => true,
+        #[cfg(feature = "index")]
+        Some(Command::Index(args)) => args.watch,
+        _ => false,
+    }
 }

@@ -80,14 +80,14 @@ pub fn run(args: ServeArgs, global: &GlobalArgs) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", config.addr))?;
         let addr = listener.local_addr()?;
-        eprintln!(
-            "gguf-embed: serving {} on http://{addr} (OpenAI /v1/embeddings, Ollama /api/embed, \
-             TEI /embed, /metrics); Ctrl-C stops",
+        super::log::say(&format!(
+            "serving {} on http://{addr} (OpenAI /v1/embeddings, Ollama /api/embed, TEI /embed, \
+             /metrics); Ctrl-C stops",
             config.model_name
-        );
+        ));
         let shutdown = shutdown_signal(embedder.clone());
         server::serve_on(listener, embedder, metrics, config, shutdown).await?;
-        eprintln!("gguf-embed: stopped");
+        super::log::say("stopped");
         Ok(())
     })
 }
@@ -120,8 +120,8 @@ async fn shutdown_signal(embedder: Embedder) {
         () = interrupt => {},
         () = terminate => {},
     }
-    eprintln!(
-        "gguf-embed: shutting down after the requests in flight ({} inputs queued or running)",
+    super::log::say(&format!(
+        "shutting down after the requests in flight ({} inputs queued or running)",
         embedder.queued()
-    );
+    ));
 }

@@ -24,6 +24,7 @@ mod admission;
 mod error;
 mod metrics;
 mod routes;
+mod warnings;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -33,6 +34,7 @@ pub use admission::{Admission, Permit};
 pub use error::{Api, ApiError};
 pub use metrics::Metrics;
 pub use routes::router;
+pub use warnings::{WARNING_INTERVAL, Warnings};
 
 use crate::{Embedder, EmbedderOptions};
 
@@ -83,6 +85,8 @@ pub struct AppState {
     pub admission: Arc<Admission>,
     /// Bounds the large requests tokenized at once on blocking threads (one per core).
     pub tokenizers: tokio::sync::Semaphore,
+    /// Server-error warnings, at most one per kind per interval (a flood logs a few lines).
+    pub warnings: Warnings,
 }
 
 impl AppState {
@@ -94,6 +98,7 @@ impl AppState {
             tokenizers: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             ),
+            warnings: Warnings::default(),
             embedder,
             config,
             metrics,

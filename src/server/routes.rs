@@ -321,7 +321,9 @@ fn finish(
         Ok(r) => r,
         Err(e) => {
             if e.status.is_server_error() {
-                tracing::warn!(api = api.label(), "{}", e.message);
+                state
+                    .warnings
+                    .warn(e.status.as_u16(), api.label(), &e.message);
             } else {
                 tracing::debug!(
                     api = api.label(),
