@@ -50,9 +50,10 @@ impl RepoCache {
         self.cache_dir.join(&self.folder)
     }
 
-    /// Where a blob lives.
+    /// Where a blob lives (hf-hub's layout; its own `blob_path` comes only with its HTTP
+    /// clients, which we do not use).
     pub fn blob_path(&self, etag: &str) -> PathBuf {
-        self.hf("main").blob_path(etag)
+        self.root().join("blobs").join(etag)
     }
 
     /// Where a download of a blob accumulates (the name Python uses, so either tool resumes
