@@ -191,15 +191,28 @@ pub unsafe extern "C" fn gguf_embed_embed(
     guard(|| {
         // SAFETY: NULL or live, per the contract.
         let handle = unsafe { embedder.as_ref() }.ok_or_else(|| Failure::null("embedder"))?;
-        // SAFETY: forwarded from this function's contract.
-        let texts = unsafe { read_texts(texts, n_texts) }?;
         // SAFETY: NULL or initialised, per the contract.
         let options = unsafe { call_options(handle, options) }?;
         let width = options.dimensions.unwrap_or(handle.embedder.dimensions());
+        // Checked before any pointer is read: a count whose buffer size overflows would
+        // otherwise wrap to a small number that `out_len` could match.
+        let expected = n_texts
+            .checked_mul(width)
+            .filter(|&floats| floats <= isize::MAX as usize / size_of::<f32>())
+            .ok_or_else(|| {
+                Failure::new(
+                    GgufEmbedStatus::BufferSize,
+                    format!(
+                        "{n_texts} texts of {width} dimensions need more floats than a buffer \
+                         can hold (the count overflows)"
+                    ),
+                )
+            })?;
+        // SAFETY: forwarded from this function's contract.
+        let texts = unsafe { read_texts(texts, n_texts) }?;
         if out.is_null() && n_texts > 0 {
             return Err(Failure::null("out"));
         }
-        let expected = n_texts * width;
         if out_len != expected {
             return Err(Failure::new(
                 GgufEmbedStatus::BufferSize,
@@ -286,7 +299,14 @@ unsafe fn read_texts<'a>(texts: *const GgufEmbedText, n: usize) -> Result<Vec<&'
     if texts.is_null() {
         return Err(Failure::null("texts"));
     }
-    // SAFETY: not NULL, and the caller promises n readable elements.
+    if n > isize::MAX as usize / size_of::<GgufEmbedText>() {
+        return Err(Failure::new(
+            GgufEmbedStatus::InvalidArgument,
+            format!("{n} texts are more than an array can hold"),
+        ));
+    }
+    // SAFETY: not NULL, the caller promises n readable elements, and their size fits an isize
+    // (checked above), as `from_raw_parts` requires.
     let texts = unsafe { std::slice::from_raw_parts(texts, n) };
     texts
         .iter()

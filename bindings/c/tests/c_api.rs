@@ -22,6 +22,22 @@ enum Linking {
     Static,
 }
 
+/// A command that runs a compiled C program against the library cargo just built. cargo test
+/// puts `target/release` on the library path too, where `cargo build` left its own copy, maybe
+/// older; the search path (RUNPATH) comes after that variable, so it is set to deps/ alone.
+fn program(exe: &Path) -> Command {
+    let mut c = Command::new(exe);
+    let deps = profile_dir().join("deps");
+    for var in [
+        "LD_LIBRARY_PATH",
+        "DYLD_LIBRARY_PATH",
+        "DYLD_FALLBACK_LIBRARY_PATH",
+    ] {
+        c.env(var, &deps);
+    }
+    c
+}
+
 /// Compiles `tests/c/{name}.c` against the library and returns the executable.
 fn compile(name: &str, out_dir: &Path, linking: Linking) -> PathBuf {
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -85,7 +101,7 @@ fn c_vectors(
     task: i32,
     dim: usize,
 ) -> Vec<(u64, Vec<f32>)> {
-    let out = run_embed(Command::new(exe), &f32_model(), dir, texts, task, dim);
+    let out = run_embed(program(exe), &f32_model(), dir, texts, task, dim);
     assert!(
         out.status.success(),
         "the C program failed:\n{}",
@@ -226,7 +242,7 @@ fn c_program_linked_with_the_static_library_runs_the_same_checks() {
 fn run_faults(linking: Linking) {
     let dir = tempfile::tempdir().unwrap();
     let exe = compile("faults", dir.path(), linking);
-    let out = Command::new(&exe).arg(f32_model()).output().unwrap();
+    let out = program(&exe).arg(f32_model()).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -278,7 +294,7 @@ fn c_program_gets_a_download_error_for_an_interrupted_download_and_the_next_load
     let file = MockFile::new(std::fs::read(f32_model()).unwrap(), 0xab);
     hub.add(REPO, FILE, file.clone());
     let command = || {
-        let mut c = Command::new(&exe);
+        let mut c = program(&exe);
         c.env("HF_HOME", home.path())
             .env("HF_ENDPOINT", &hub.endpoint)
             .env("GGUF_EMBED_CACHE", home.path().join("gguf-embed"))

@@ -5,6 +5,7 @@
 #define _POSIX_C_SOURCE 200809L /* setenv, mkdtemp */
 #include <math.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,6 +164,13 @@ int main(int argc, char **argv) {
     s = gguf_embed_embed(e, NULL, 0, NULL, NULL, 0, NULL);
     check(s == GGUF_EMBED_STATUS_OK, "embed_zero_texts", s);
 
+    /* Counts at the limit: n_texts * width wraps around in size_t arithmetic to a small number,
+       which out_len then matches; the call must refuse before reading a single text. */
+    size_t wrapping = SIZE_MAX / width + 1;
+    s = gguf_embed_embed(e, one, wrapping, NULL, out, wrapping * width, NULL);
+    check(s == GGUF_EMBED_STATUS_BUFFER_SIZE && says("overflows"), "embed_count_overflows", s);
+    s = gguf_embed_embed(e, one, SIZE_MAX, NULL, out, 0, NULL);
+    check(s == GGUF_EMBED_STATUS_BUFFER_SIZE && says("overflows"), "embed_count_max", s);
     /* Token counts: the call's and count_tokens agree, and an instruction adds tokens. */
     uint32_t tokens = 0;
     size_t counted = 0, counted_query = 0;
