@@ -6,190 +6,18 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
-use common::{case, cases, cli, f32_model, floats};
+use common::server::{Server, assert_same, cli_vectors};
+use common::{case, cases, f32_model, floats};
 use gguf_embed::vector::cosine;
 use serde_json::{Value, json};
 
-/// A running server process on a free port.
-struct Server {
-    child: Child,
-    base: String,
-    /// Everything the server wrote to stderr after it started listening.
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Server {
-    fn start(extra: &[&str]) -> Self {
-        Self::start_with(&f32_model(), extra)
-    }
-
-    fn start_with(model: &std::path::Path, extra: &[&str]) -> Self {
-        let (child, base, stderr, writer) = Self::spawn(model, extra, &[]);
-        // Only the server holds the write end: the reader sees the end when it exits.
-        drop(writer);
-        // Keep draining stderr so the server never blocks on a full pipe.
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Self { child, base, log }
-    }
-
-    /// Starts the server and reads its stderr up to the line that says where it listens.
-    /// Returns a second write end of the server's stderr pipe too, with which a test can fill it.
-    fn spawn(
-        model: &std::path::Path,
-        extra: &[&str],
-        env: &[(&str, &str)],
-    ) -> (
-        Child,
-        String,
-        BufReader<std::io::PipeReader>,
-        std::io::PipeWriter,
-    ) {
-        let model = model.display().to_string();
-        let (reader, writer) = std::io::pipe().unwrap();
-        let ours = writer.try_clone().unwrap();
-        let child = Command::new(cli())
-            .args(["serve", "-m", &model, "--port", "0", "--threads", "2"])
-            .args(extra)
-            .envs(env.iter().copied())
-            .env_remove("GGUF_EMBED_API_KEY")
-            .env("HF_HUB_OFFLINE", "1")
-            .stdout(Stdio::null())
-            .stderr(writer)
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(reader);
-        let mut line = String::new();
-        let base = loop {
-            line.clear();
-            assert!(
-                stderr.read_line(&mut line).unwrap() > 0,
-                "server exited before listening"
-            );
-            if let Some(rest) = line.split("on http://").nth(1) {
-                break format!("http://{}", rest.split_whitespace().next().unwrap());
-            }
-        };
-        (child, base, stderr, ours)
-    }
-
-    /// The server's address (host:port).
-    fn addr(&self) -> String {
-        self.base.trim_start_matches("http://").to_string()
-    }
-
-    /// The `/health` fields.
-    fn health(&self) -> Value {
-        serde_json::from_str(&self.get("/health").1).unwrap()
-    }
-
-    /// One metric's value from `/metrics`.
-    fn metric(&self, name: &str) -> f64 {
-        let (_, metrics) = self.get("/metrics");
-        metrics
-            .lines()
-            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0)
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn post(&self, path: &str, body: &Value) -> (u16, Value, Option<String>) {
-        self.post_raw(path, body.to_string().as_bytes(), &[])
-    }
-
-    fn post_raw(
-        &self,
-        path: &str,
-        body: &[u8],
-        headers: &[(&str, &str)],
-    ) -> (u16, Value, Option<String>) {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let mut req = agent
-            .post(&self.url(path))
-            .header("Content-Type", "application/json");
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let mut resp = req.send(body).unwrap();
-        let status = resp.status().as_u16();
-        let retry = resp
-            .headers()
-            .get("retry-after")
-            .map(|v| v.to_str().unwrap().to_string());
-        let text = resp.body_mut().read_to_string().unwrap();
-        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, value, retry)
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let mut resp = agent.get(&self.url(path)).call().unwrap();
-        (
-            resp.status().as_u16(),
-            resp.body_mut().read_to_string().unwrap(),
-        )
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The CLI's vectors for texts (documents), the reference the server must match.
-fn cli_vectors(texts: &[&str], extra: &[&str]) -> Vec<Vec<f32>> {
-    let model = f32_model().display().to_string();
-    let out = Command::new(cli())
-        .args(["-m", &model])
-        .args(extra)
-        .args(texts)
-        .env("HF_HUB_OFFLINE", "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v.as_array().unwrap().iter().map(floats).collect()
-}
-
-fn assert_same(got: &[Vec<f32>], want: &[Vec<f32>]) {
-    assert_eq!(got.len(), want.len());
-    for (g, w) in got.iter().zip(want) {
-        assert_eq!(g.len(), w.len());
-        let c = cosine(g, w);
-        assert!(c >= 0.99999, "cosine {c}");
-    }
-}
-
 #[test]
 fn openai_endpoint_returns_the_cli_vectors_with_usage() {
-    let s = Server::start(&[]);
+    let s = Server::start(&["--allow-token-input"]);
     let texts = [case("english").text.as_str(), case("chinese").text.as_str()];
     let (status, body, _) = s.post(
         "/v1/embeddings",
@@ -340,6 +168,34 @@ fn ollama_and_tei_shapes() {
     assert_eq!(s.get("/health").0, 200);
 }
 
+/// Token ids are read as Qwen3 ids, which no client sends by accident, while LangChain's
+/// OpenAIEmbeddings sends tiktoken ids by default: refused unless the server allows them.
+#[test]
+fn token_input_is_refused_unless_the_server_allows_it() {
+    let s = Server::start(&[]);
+    let ids = &case("english").token_ids;
+    for (path, body) in [
+        ("/v1/embeddings", json!({"input": ids})),
+        ("/v1/embeddings", json!({"input": [ids, ids]})),
+        ("/embed", json!({"inputs": ids})),
+    ] {
+        let (status, body, _) = s.post(path, &body);
+        assert_eq!(status, 422, "{path}: {body}");
+        let message = body["error"]["message"]
+            .as_str()
+            .or(body["error"].as_str())
+            .unwrap()
+            .to_string();
+        assert!(
+            message.contains("--allow-token-input") && message.contains("tiktoken"),
+            "{path}: {message}"
+        );
+    }
+    // Text still works.
+    let (status, _, _) = s.post("/v1/embeddings", &json!({"input": "text"}));
+    assert_eq!(status, 200);
+}
+
 #[test]
 fn over_long_inputs_follow_each_apis_truncate_flag() {
     let s = Server::start(&["--max-tokens", "32"]);
@@ -381,6 +237,7 @@ fn bad_requests_get_json_errors_and_the_server_keeps_serving() {
         "4096",
         "--api-key",
         "sekret",
+        "--allow-token-input",
     ]);
     let auth = [("Authorization", "Bearer sekret")];
     let post = |path: &str, body: &[u8]| s.post_raw(path, body, &auth);
@@ -411,8 +268,15 @@ fn bad_requests_get_json_errors_and_the_server_keeps_serving() {
     assert_eq!(body["error"]["param"], "encoding_format");
     let (status, _, _) = post("/v1/embeddings", br#"{"input": "a", "dimensions": 7}"#);
     assert_eq!(status, 422);
-    let (status, _, _) = post("/v1/embeddings", br#"{"input": [[999999999]]}"#);
+    let (status, body, _) = post("/v1/embeddings", br#"{"input": [[999999999]]}"#);
     assert_eq!(status, 422);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("outside the vocabulary"),
+        "{body}"
+    );
     let (status, body, _) = post("/v1/embeddings", br#"{"input": ["a","b","c","d","e"]}"#);
     assert_eq!(status, 413);
     assert!(
@@ -879,9 +743,9 @@ fn clients_that_hang_up_stop_their_work() {
         })
         .collect();
     // Hang up only once the server took every request and the engine is at work on them
-    // (bounded by count).
+    // (bounded by count, a guard against hanging forever: ten minutes on a loaded machine).
     let all = clients * inputs;
-    for _ in 0..6000 {
+    for _ in 0..60_000 {
         let health = s.health();
         if health["admitted"] == all && health["queued"].as_u64() > Some(0) {
             break;
@@ -892,8 +756,8 @@ fn clients_that_hang_up_stop_their_work() {
     assert_eq!(health["admitted"], all, "{health}");
     let decoded_at_hang_up = (s.metric("gguf_embed_batch_tokens_sum") - decoded_before) as u64;
     drop(streams);
-    // Wait until nothing is admitted or queued (bounded by count).
-    for _ in 0..6000 {
+    // Wait until nothing is admitted or queued (bounded likewise).
+    for _ in 0..60_000 {
         let health = s.health();
         if health["queued"] == 0 && health["admitted"] == 0 {
             break;

@@ -43,6 +43,11 @@ pub struct ServeArgs {
     /// The model name the APIs report [default: the model file's name]
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+    /// Accept token ids as inputs (/v1/embeddings, /embed), read as this model's own (Qwen3)
+    /// ids. Off by default: some clients send another tokenizer's ids unasked (LangChain's
+    /// OpenAIEmbeddings sends tiktoken ids), which would embed unrelated text
+    #[arg(long)]
+    pub allow_token_input: bool,
 }
 
 /// Runs the server until SIGINT or SIGTERM, then finishes the requests in flight.
@@ -59,6 +64,7 @@ pub fn run(args: ServeArgs, global: &GlobalArgs) -> Result<()> {
     config.max_body_bytes = args.max_body;
     config.max_inputs = args.max_inputs;
     config.max_queued = args.max_queued;
+    config.allow_token_input = args.allow_token_input;
     config.model_name = args
         .name
         .clone()
@@ -81,8 +87,8 @@ pub fn run(args: ServeArgs, global: &GlobalArgs) -> Result<()> {
             .with_context(|| format!("cannot listen on {}", config.addr))?;
         let addr = listener.local_addr()?;
         super::log::say(&format!(
-            "serving {} on http://{addr} (OpenAI /v1/embeddings, Ollama /api/embed, TEI /embed, \
-             /metrics); Ctrl-C stops",
+            "serving {} on http://{addr} (OpenAI /v1/embeddings, Ollama /api/embed and \
+             /api/embeddings, TEI / and /embed, /metrics); Ctrl-C stops",
             config.model_name
         ));
         let shutdown = shutdown_signal(embedder.clone());

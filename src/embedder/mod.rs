@@ -1,6 +1,7 @@
 //! [`Embedder`]: load a model once, embed texts from any thread.
 
 mod options;
+mod tokens;
 mod worker;
 
 use std::future::Future;
@@ -17,6 +18,7 @@ pub use options::{
     Bf16Weights, DEFAULT_MAX_TOKENS, DecodeObserver, DecodeStats, EmbedOptions, EmbedderOptions,
     MIN_DIMENSIONS, PrepackedWeights, Truncation,
 };
+pub use tokens::{Token, Tokenized};
 
 use crate::engine::{self, ContextParams, FlashAttention, LoadParams, Model};
 use crate::error::{Error, Result};

@@ -193,6 +193,58 @@ impl Model {
         }
         None
     }
+
+    /// The number of tokens in the vocabulary.
+    pub fn n_vocab(&self) -> usize {
+        // SAFETY: the vocabulary is valid while the model is.
+        let n = unsafe { sys::llama_vocab_n_tokens(self.vocab.as_ptr()) };
+        usize::try_from(n).unwrap_or(0)
+    }
+
+    /// A token's text as bytes (a control token's name, such as `<|endoftext|>`, too), or
+    /// `None` for an id outside the vocabulary. Byte-level BPE pieces may hold part of a
+    /// UTF-8 character: concatenated in order they give back the text.
+    pub fn token_piece(&self, token: i32) -> Option<Vec<u8>> {
+        // Checked here: llama.cpp looks the id up with `at()` and a C++ exception would abort.
+        if usize::try_from(token).ok()? >= self.n_vocab() {
+            return None;
+        }
+        let mut buf = vec![0u8; 64];
+        for _attempt in 0..2 {
+            let capacity = i32::try_from(buf.len()).ok()?;
+            // SAFETY: the id is in the vocabulary (checked above); `buf` is valid for
+            // `capacity` bytes.
+            let n = unsafe {
+                sys::llama_token_to_piece(
+                    self.vocab.as_ptr(),
+                    token,
+                    buf.as_mut_ptr().cast(),
+                    capacity,
+                    0,
+                    true,
+                )
+            };
+            match usize::try_from(n) {
+                Ok(n) => {
+                    buf.truncate(n);
+                    return Some(buf);
+                }
+                // Too small: llama.cpp says how much it needs, negated.
+                Err(_) => buf.resize(n.unsigned_abs() as usize, 0),
+            }
+        }
+        None
+    }
+
+    /// Whether a token is a control token (`<|endoftext|>`, `<|im_start|>`...): one that text
+    /// never tokenizes to.
+    pub fn is_control(&self, token: i32) -> bool {
+        if usize::try_from(token).map_or(true, |t| t >= self.n_vocab()) {
+            return false;
+        }
+        // SAFETY: the id is in the vocabulary (checked above).
+        unsafe { sys::llama_vocab_is_control(self.vocab.as_ptr(), token) }
+    }
 }
 
 impl Drop for Model {

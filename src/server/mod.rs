@@ -23,7 +23,9 @@
 mod admission;
 mod error;
 mod metrics;
+mod ollama;
 mod routes;
+mod tei;
 mod warnings;
 
 use std::future::Future;
@@ -56,6 +58,10 @@ pub struct ServerConfig {
     pub max_queued: usize,
     /// The model name reported by the APIs.
     pub model_name: String,
+    /// Accept token-id inputs (`/v1/embeddings`, `/embed`), read as the model's own token ids.
+    /// Off by default: see the README's server section on clients that send another
+    /// tokenizer's ids.
+    pub allow_token_input: bool,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +73,7 @@ impl Default for ServerConfig {
             max_inputs: 2048,
             max_queued: 8192,
             model_name: "qwen3-embedding".into(),
+            allow_token_input: false,
         }
     }
 }
@@ -87,6 +94,8 @@ pub struct AppState {
     pub tokenizers: tokio::sync::Semaphore,
     /// Server-error warnings, at most one per kind per interval (a flood logs a few lines).
     pub warnings: Warnings,
+    /// The model file's sha256, once asked for (see [`AppState::model_digest`]).
+    pub digest: tokio::sync::OnceCell<String>,
 }
 
 impl AppState {
@@ -99,10 +108,37 @@ impl AppState {
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             ),
             warnings: Warnings::default(),
+            digest: tokio::sync::OnceCell::new(),
             embedder,
             config,
             metrics,
         }
+    }
+}
+
+impl AppState {
+    /// The model file's digest as Ollama writes one (`sha256:<hex>`): free for a file in the
+    /// Hugging Face cache (its blob is named by it), hashed once on a blocking thread otherwise
+    /// (about a second for 600 MB); empty when the file cannot be read.
+    pub async fn model_digest(&self) -> String {
+        let path = self.embedder.info().path.clone();
+        self.digest
+            .get_or_init(|| async move {
+                let hashed = tokio::task::spawn_blocking(move || {
+                    let real = std::fs::canonicalize(&path)?;
+                    match real.file_name().and_then(|n| n.to_str()) {
+                        Some(name) if crate::hub::is_sha256(name) => Ok(name.to_string()),
+                        _ => crate::hub::sha256_of(&real),
+                    }
+                })
+                .await;
+                match hashed {
+                    Ok(Ok(sha)) => format!("sha256:{sha}"),
+                    _ => String::new(),
+                }
+            })
+            .await
+            .clone()
     }
 }
 

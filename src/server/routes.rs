@@ -29,6 +29,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/models", routing::get(models))
         .route("/health", routing::get(health))
         .route("/metrics", routing::get(metrics))
+        .merge(super::ollama::routes())
+        .merge(super::tei::routes())
         .layer(axum::extract::DefaultBodyLimit::max(
             state.config.max_body_bytes,
         ))
@@ -36,7 +38,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 /// Text or token inputs of one request.
-enum Inputs {
+pub(super) enum Inputs {
     Texts(Vec<String>),
     Tokens(Vec<Vec<u32>>),
 }
@@ -53,7 +55,7 @@ impl Inputs {
 /// `"text"` or `["text", ...]`.
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum StringOrStrings {
+pub(super) enum StringOrStrings {
     One(String),
     Many(Vec<String>),
 }
@@ -79,13 +81,13 @@ enum OpenAiInput {
 
 /// The instruction extension every API accepts: `instruction` (free text) or `task` (a name).
 #[derive(Deserialize, Default)]
-struct InstructionFields {
+pub(super) struct InstructionFields {
     instruction: Option<String>,
     task: Option<String>,
 }
 
 impl InstructionFields {
-    fn resolve(self, prompt_name: Option<String>) -> Result<Instruction, ApiError> {
+    pub(super) fn resolve(self, prompt_name: Option<String>) -> Result<Instruction, ApiError> {
         let given = [
             self.instruction.is_some(),
             self.task.is_some(),
@@ -168,7 +170,7 @@ struct TeiRequest {
 }
 
 /// Checks the API key, if the server has one.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(key) = &state.config.api_key else {
         return Ok(());
     };
@@ -240,6 +242,29 @@ fn texts_or_tokens(
     Ok(inputs)
 }
 
+/// Refuses token-id inputs unless the server was started to accept them
+/// ([`ServerConfig::allow_token_input`](super::ServerConfig::allow_token_input)): they are read
+/// as this model's (Qwen3) token ids, which no client sends by accident, while some send other
+/// tokenizers' ids without being asked (LangChain's `OpenAIEmbeddings` sends tiktoken ids), and
+/// would get vectors of unrelated text without a word.
+fn check_token_input(
+    state: &AppState,
+    inputs: &Inputs,
+    field: &'static str,
+) -> Result<(), ApiError> {
+    if matches!(inputs, Inputs::Tokens(_)) && !state.config.allow_token_input {
+        return Err(ApiError::unprocessable(format!(
+            "`{field}` holds token ids, which this server would read as Qwen3 token ids; clients \
+             that tokenize for another model send those by default (LangChain's \
+             OpenAIEmbeddings sends tiktoken ids unless check_embedding_ctx_length=False), so \
+             they are refused: send text, or start the server with --allow-token-input if your \
+             ids are this model's"
+        ))
+        .param(field));
+    }
+    Ok(())
+}
+
 /// Texts up to this many bytes in all are tokenized on the async thread (microseconds);
 /// larger requests are tokenized on a blocking thread so they do not stall other connections.
 const INLINE_TOKENIZE_BYTES: usize = 16 << 10;
@@ -250,7 +275,7 @@ const INLINE_TOKENIZE_BYTES: usize = 16 << 10;
 /// before it takes a thread or tokenizes anything. Waiting for the engine holds no thread (the
 /// pending embeddings are a future), and if the client hangs up, hyper drops this future, which
 /// drops the pending embeddings and so cancels their sequences still queued.
-async fn embed(
+pub(super) async fn embed(
     state: &Arc<AppState>,
     inputs: Inputs,
     options: EmbedOptions,
@@ -311,7 +336,7 @@ async fn embed(
 }
 
 /// Finishes a request: counts it, times it, shapes errors for its API.
-fn finish(
+pub(super) fn finish(
     state: &AppState,
     api: Api,
     started: Instant,
@@ -353,7 +378,7 @@ fn finish(
     response
 }
 
-fn truncation(truncate: bool, from_left: bool) -> Truncation {
+pub(super) fn truncation(truncate: bool, from_left: bool) -> Truncation {
     match (truncate, from_left) {
         (false, _) => Truncation::Error,
         (true, false) => Truncation::End,
@@ -363,7 +388,7 @@ fn truncation(truncate: bool, from_left: bool) -> Truncation {
 
 /// The common frame of the embedding routes: authorization, JSON parsing, metrics and the
 /// API's error shape around `handler`.
-async fn handle<T, F, Fut>(
+pub(super) async fn handle<T, F, Fut>(
     state: Arc<AppState>,
     api: Api,
     headers: HeaderMap,
@@ -403,6 +428,7 @@ async fn openai_embed(state: Arc<AppState>, req: OpenAiRequest) -> Result<Respon
         }
     };
     let inputs = texts_or_tokens(req.input, "input", true)?;
+    check_token_input(&state, &inputs, "input")?;
     let options = options(
         req.instruction.resolve(None)?,
         req.dimensions,
@@ -509,7 +535,7 @@ async fn ollama_embed(state: Arc<AppState>, req: OllamaRequest) -> Result<Respon
     .into_response())
 }
 
-async fn tei(
+pub(super) async fn tei(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -534,6 +560,7 @@ async fn tei_embed(state: Arc<AppState>, req: TeiRequest) -> Result<Response, Ap
         }
     };
     let inputs = texts_or_tokens(req.inputs, "inputs", true)?;
+    check_token_input(&state, &inputs, "inputs")?;
     let options = options(
         req.instruction.resolve(req.prompt_name)?,
         req.dimensions,
@@ -545,7 +572,7 @@ async fn tei_embed(state: Arc<AppState>, req: TeiRequest) -> Result<Response, Ap
     Ok(Json(vectors).into_response())
 }
 
-fn options(
+pub(super) fn options(
     instruction: Instruction,
     dimensions: Option<usize>,
     normalize: bool,
