@@ -104,7 +104,10 @@ fn own_directory() -> Option<std::path::PathBuf> {
     // image is loaded (it is ours: it stays loaded while this runs).
     let name = unsafe { CStr::from_ptr(info.dli_fname) };
     let path = std::path::Path::new(std::ffi::OsStr::from_bytes(name.to_bytes()));
-    path.canonicalize().ok()?.parent().map(std::path::Path::to_path_buf)
+    path.canonicalize()
+        .ok()?
+        .parent()
+        .map(std::path::Path::to_path_buf)
 }
 
 #[cfg(all(feature = "portable", not(unix)))]

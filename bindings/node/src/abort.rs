@@ -30,7 +30,10 @@ impl AbortHook {
             {
                 let _ = remove.apply(signal, FnArgs::from(("abort", listener)));
             }
-            if signal.get_named_property::<bool>("aborted").unwrap_or(false) {
+            if signal
+                .get_named_property::<bool>("aborted")
+                .unwrap_or(false)
+            {
                 reason = signal.get_named_property::<Unknown>("reason").ok();
             }
         }
@@ -65,7 +68,10 @@ pub fn read<'env>(
     if aborted != ValueType::Boolean || listens != ValueType::Function {
         return Err(not_a_signal());
     }
-    if object.get_named_property::<bool>("aborted").unwrap_or(false) {
+    if object
+        .get_named_property::<bool>("aborted")
+        .unwrap_or(false)
+    {
         return Err(Failure::aborted());
     }
     Ok(Some(object))
@@ -83,9 +89,10 @@ pub fn listen(env: &Env, signal: Object<'_>, on_abort: impl Fn() + 'static) -> R
     })?;
     let mut options = Object::new(env)?;
     options.set_named_property("once", true)?;
-    let add = signal.get_named_property::<Function<FnArgs<(&str, Function<(), ()>, Object)>, Unknown>>(
-        "addEventListener",
-    )?;
+    let add = signal
+        .get_named_property::<Function<FnArgs<(&str, Function<(), ()>, Object)>, Unknown>>(
+            "addEventListener",
+        )?;
     add.apply(signal, FnArgs::from(("abort", listener, options)))?;
     Ok(AbortHook {
         signal: UnknownRef::<false>::from_unknown(signal.to_unknown())?,

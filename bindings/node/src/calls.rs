@@ -19,20 +19,20 @@ pub struct Call {
 }
 
 impl Call {
-    /// Fulfils the call's promise (unless it was settled already).
+    /// Fulfils the call's promise (unless it was settled already). It leaves the registry
+    /// first, so that JavaScript never sees a settled call counted as pending.
     pub fn resolve(&self, make: Make) {
-        if self.settle.resolve(make) {
-            self.forget();
-        }
+        self.forget();
+        self.settle.resolve(make);
     }
 
     /// Rejects the call's promise and cancels its queued work (unless it was settled already).
     pub fn reject(&self, failure: Failure) {
-        if self.settle.reject(failure) {
-            if let Some(canceller) = self.canceller.lock().ok().and_then(|mut c| c.take()) {
-                canceller.cancel();
-            }
-            self.forget();
+        self.forget();
+        if self.settle.reject(failure)
+            && let Some(canceller) = self.canceller.lock().ok().and_then(|mut c| c.take())
+        {
+            canceller.cancel();
         }
     }
 

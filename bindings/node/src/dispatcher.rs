@@ -7,8 +7,8 @@
 //! function. No libuv pool thread is used, so none is held while the engine works (the pool's
 //! four threads also serve the app's file, DNS and zlib work).
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};

@@ -5,9 +5,9 @@
 //! none is thrown.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use gguf_embed::{EmbedderOptions, Truncation};
@@ -232,8 +232,12 @@ impl Embedder {
         };
         self.calls.reject_all(Failure::closed);
         let done = Arc::clone(&call);
-        if let Err(e) = front.stop(move || done.resolve(Box::new(|env: &Env| ().into_unknown(env)))) {
-            call.reject(Failure::new(Code::Engine, format!("cannot start a thread: {e}")));
+        if let Err(e) = front.stop(move || done.resolve(Box::new(|env: &Env| ().into_unknown(env))))
+        {
+            call.reject(Failure::new(
+                Code::Engine,
+                format!("cannot start a thread: {e}"),
+            ));
         }
         Ok(promise)
     }
@@ -342,7 +346,11 @@ fn start_load(
         call.settle.set_abort_hook(hook);
     }
     let progress = match &options.on_progress {
-        Some(f) => Some(f.build_threadsafe_function().callee_handled::<false>().build()?),
+        Some(f) => Some(
+            f.build_threadsafe_function()
+                .callee_handled::<false>()
+                .build()?,
+        ),
         None => None,
     };
     let request = request(spec, Some(&options))?;
@@ -350,7 +358,10 @@ fn start_load(
 }
 
 /// The load request `options` describe.
-fn request(spec: String, options: Option<&LoadOptions<'_>>) -> std::result::Result<LoadRequest, Failure> {
+fn request(
+    spec: String,
+    options: Option<&LoadOptions<'_>>,
+) -> std::result::Result<LoadRequest, Failure> {
     let field = |f: fn(&LoadOptions<'_>) -> Option<f64>| options.and_then(f);
     let threads = options::whole(field(|o| o.threads), "threads", 1..=1024)?
         .unwrap_or(crate::default_threads() as usize);
@@ -447,7 +458,9 @@ fn read_texts(texts: Unknown<'_>) -> std::result::Result<(Vec<String>, bool), Fa
 
 fn read_string(value: Unknown<'_>, name: &str) -> std::result::Result<String, Failure> {
     match value.get_type() {
-        Ok(ValueType::String) => String::from_unknown(value).map_err(|e| Failure::invalid(e.reason)),
+        Ok(ValueType::String) => {
+            String::from_unknown(value).map_err(|e| Failure::invalid(e.reason))
+        }
         _ => Err(Failure::type_error(format!(
             "{name} must be a string, not {}",
             describe(&value)

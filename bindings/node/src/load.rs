@@ -34,7 +34,8 @@ pub struct Loaded {
 }
 
 /// The JavaScript progress callback, called without waiting for it.
-pub type ProgressCallback = ThreadsafeFunction<LoadProgress, Unknown<'static>, LoadProgress, Status, false>;
+pub type ProgressCallback =
+    ThreadsafeFunction<LoadProgress, Unknown<'static>, LoadProgress, Status, false>;
 
 /// Finds (or downloads) and loads the model; `cancelled` stops the download between chunks
 /// and the load between tensors.
@@ -87,7 +88,13 @@ impl Reporter {
 
     fn download(&self, event: &DownloadEvent) {
         let file = |f: &str| Some(f.to_string());
-        let fraction = |done: u64, total: u64| if total == 0 { 0.0 } else { done as f64 / total as f64 };
+        let fraction = |done: u64, total: u64| {
+            if total == 0 {
+                0.0
+            } else {
+                done as f64 / total as f64
+            }
+        };
         match event {
             DownloadEvent::Waiting { file: f } => self.report("waiting", file(f), None, None, 0.0),
             DownloadEvent::Started {
@@ -108,8 +115,12 @@ impl Reporter {
                 Some(*total),
                 fraction(*downloaded, *total),
             ),
-            DownloadEvent::Verifying { file: f } => self.report("verifying", file(f), None, None, 0.0),
-            DownloadEvent::Finished { file: f } => self.report("verifying", file(f), None, None, 1.0),
+            DownloadEvent::Verifying { file: f } => {
+                self.report("verifying", file(f), None, None, 0.0)
+            }
+            DownloadEvent::Finished { file: f } => {
+                self.report("verifying", file(f), None, None, 1.0)
+            }
             _ => {}
         }
     }
@@ -143,7 +154,8 @@ impl Reporter {
         *last_fraction = fraction;
         let event = LoadProgress {
             phase: phase.to_string(),
-            file: last_file.clone(),
+            // The file being downloaded; loading reads the file in the cache.
+            file: last_file.clone().filter(|_| phase != "loading"),
             downloaded: downloaded.map(|b| b as f64),
             total: total.map(|b| b as f64),
             fraction,

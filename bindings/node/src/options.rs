@@ -164,11 +164,7 @@ pub fn embed_options(
     truncation: Truncation,
     query: bool,
 ) -> Result<EmbedOptions, Failure> {
-    let instruction = instruction(
-        options.task.as_deref(),
-        options.instruction.clone(),
-        query,
-    )?;
+    let instruction = instruction(options.task.as_deref(), options.instruction.clone(), query)?;
     let mut out = EmbedOptions::default()
         .with_instruction(instruction)
         .with_normalize(options.normalize.unwrap_or(true))

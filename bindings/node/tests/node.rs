@@ -22,7 +22,11 @@ fn run(command: &mut Command, what: &str) -> Output {
     let out = command
         .current_dir(package_dir())
         .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot run {command:?} ({e}); is Node.js installed? (./run.sh installs it)"));
+        .unwrap_or_else(|e| {
+            panic!(
+                "{what}: cannot run {command:?} ({e}); is Node.js installed? (./run.sh installs it)"
+            )
+        });
     assert!(
         out.status.success(),
         "{what} failed:\n{}\n{}",
@@ -94,7 +98,13 @@ fn second_node(first_major: u32) -> PathBuf {
                 std::fs::create_dir_all(&dir).unwrap();
                 run(
                     Command::new("npm")
-                        .args(["install", "--no-audit", "--no-fund", "--no-save", "--prefix"])
+                        .args([
+                            "install",
+                            "--no-audit",
+                            "--no-fund",
+                            "--no-save",
+                            "--prefix",
+                        ])
                         .arg(&dir)
                         .arg(format!("node@{major}")),
                     "installing a second Node.js from the npm registry",
@@ -128,7 +138,10 @@ fn node_tests(node: &Path) {
                 workspace::models_dir().join("reference.json"),
             )
             // The tests' models and downloads stay out of the user's caches.
-            .env("HF_HUB_CACHE", workspace::profile_dir().join("test-hf-cache"))
+            .env(
+                "HF_HUB_CACHE",
+                workspace::profile_dir().join("test-hf-cache"),
+            )
             .env_remove("HF_HUB_OFFLINE")
             .env_remove("HF_ENDPOINT"),
         &format!("node --test with Node {}", major(node)),

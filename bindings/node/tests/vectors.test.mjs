@@ -46,12 +46,14 @@ test('queries (each task, embedQuery, a custom instruction) equal the CLI bit fo
   for (const task of TASKS) {
     assertBitEqual(await f32.embed(queries, { task }), cli(f32Model(), queries, '--task', task), task)
   }
-  const one = await Promise.all(queries.map((q) => f32.embedQuery(q)))
-  assertBitEqual(one, cli(f32Model(), queries, '--query'), 'embedQuery')
+  // Separate calls at once share decodes: with Q8_0 weights a text's vector does not depend on
+  // its batch-mates (with F32 weights it moves in the last bits, in the CLI as well).
+  const one = await Promise.all(queries.map((q) => q8.embedQuery(q)))
+  assertBitEqual(one, cli(q8Model(), queries, '--query'), 'embedQuery')
   const instruction = 'Find the function that does this'
   assertBitEqual(await f32.embed(queries, { instruction }), cli(f32Model(), queries, '-i', instruction), 'instruction')
   // A query is not a document.
-  const documents = await f32.embed(queries)
+  const documents = await q8.embed(queries)
   assert.ok(!Buffer.from(documents[0].buffer).equals(Buffer.from(one[0].buffer)))
 })
 
