@@ -6,12 +6,14 @@
 #
 # Both first install what the build and the tests need and is missing: llama.cpp is compiled
 # from source (cmake, a C++ compiler) and bindgen needs libclang; the server tests create a
-# Python virtual environment (python3-venv) for the clients they drive. apt runs through sudo
-# when you are not root. .ci/run calls `./run.sh test` too.
+# Python virtual environment (python3-venv) for the clients they drive; the Node package's
+# tests need Node.js and npm (Debian's, unless a node and an npm are on PATH already). apt runs
+# through sudo when you are not root. .ci/run calls `./run.sh test` too.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 packages=(cmake clang libclang-dev g++ python3 python3-venv)
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 
 install_missing() {
     command -v dpkg-query >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 || {

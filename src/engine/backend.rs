@@ -48,12 +48,15 @@ fn host_set_log_callback() -> bool {
 }
 
 /// Portable builds: loads ggml's backend modules (the CPU variants and any GPU backend) from
-/// the first of `$GGUF_EMBED_BACKENDS_DIR`, the executable's directory and the build's output
-/// directory that holds any. ggml picks the best CPU variant for this machine.
+/// the first of `$GGUF_EMBED_BACKENDS_DIR`, the directory of the file that holds this code (a
+/// Node addon or another shared library, when gguf-embed is linked into one), the executable's
+/// directory and the build's output directory that holds any. ggml picks the best CPU variant
+/// for this machine.
 #[cfg(feature = "portable")]
 fn load_backend_modules() {
     let candidates = [
         std::env::var_os("GGUF_EMBED_BACKENDS_DIR").map(std::path::PathBuf::from),
+        own_directory(),
         std::env::current_exe()
             .ok()
             .and_then(|e| e.parent().map(std::path::Path::to_path_buf)),
@@ -77,6 +80,39 @@ fn load_backend_modules() {
             "no ggml backend modules found (set GGUF_EMBED_BACKENDS_DIR to their directory)"
         ),
     }
+}
+
+/// The directory of the executable or shared library this function was loaded from: for a
+/// library loaded into another program (a Node addon in `node` or Electron), that is where its
+/// backend modules ship, not the program's directory.
+#[cfg(all(feature = "portable", unix))]
+fn own_directory() -> Option<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
+    // SAFETY: dladdr reads an address (this function's, so inside a loaded image) and fills the
+    // struct it is given; it returns 0 when it found nothing, and then the struct is not read.
+    let found = unsafe { libc::dladdr(own_directory as *const libc::c_void, info.as_mut_ptr()) };
+    if found == 0 {
+        return None;
+    }
+    // SAFETY: dladdr succeeded, so it initialised the struct.
+    let info = unsafe { info.assume_init() };
+    if info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: dli_fname is a NUL-terminated path owned by the dynamic loader, valid while the
+    // image is loaded (it is ours: it stays loaded while this runs).
+    let name = unsafe { CStr::from_ptr(info.dli_fname) };
+    let path = std::path::Path::new(std::ffi::OsStr::from_bytes(name.to_bytes()));
+    path.canonicalize()
+        .ok()?
+        .parent()
+        .map(std::path::Path::to_path_buf)
+}
+
+#[cfg(all(feature = "portable", not(unix)))]
+fn own_directory() -> Option<std::path::PathBuf> {
+    None
 }
 
 /// Forwards llama.cpp and ggml log lines to `tracing` under the target `llama_cpp`, one level

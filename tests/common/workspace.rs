@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use serde_json::Value;
 
@@ -75,4 +76,29 @@ pub fn cli() -> PathBuf {
         path.display()
     );
     path
+}
+
+/// Removes from `command` the variables cargo set for this test process: they describe the
+/// test's own crate, and a cargo that a build tool (maturin, @napi-rs/cli) runs on this
+/// workspace would rebuild for them. Cargo's own settings (`CARGO_HOME`, `CARGO_TARGET_DIR`,
+/// `CARGO_BUILD_*`, network and registry settings) stay.
+pub fn clear_cargo_test_env(command: &mut Command) {
+    let setting = |key: &str| {
+        [
+            "CARGO_HOME",
+            "CARGO_TARGET_DIR",
+            "CARGO_BUILD_",
+            "CARGO_NET_",
+            "CARGO_HTTP_",
+            "CARGO_REGISTR",
+        ]
+        .iter()
+        .any(|prefix| key.starts_with(prefix))
+    };
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if key.starts_with("CARGO_") && !setting(&key) {
+            command.env_remove(&key);
+        }
+    }
 }

@@ -44,14 +44,8 @@ fn build_and_install() -> PathBuf {
         .arg(&python)
         .arg("--out")
         .arg(wheels.path());
-    // Variables cargo set for this test process describe this test crate; the inner cargo
-    // must not see them (they would change what it rebuilds).
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy().into_owned();
-        if key.starts_with("CARGO_") && !is_cargo_setting(&key) {
-            maturin.env_remove(&key);
-        }
-    }
+    // The inner cargo must not see the variables cargo set for this test crate.
+    workspace::clear_cargo_test_env(&mut maturin);
     let out = maturin.output().expect("running maturin");
     assert!(
         out.status.success(),
@@ -83,21 +77,6 @@ fn build_and_install() -> PathBuf {
         String::from_utf8_lossy(&out.stderr)
     );
     python
-}
-
-/// Cargo's own settings (which the inner cargo must keep), as opposed to the variables cargo
-/// sets for the crate under test.
-fn is_cargo_setting(key: &str) -> bool {
-    [
-        "CARGO_HOME",
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_",
-        "CARGO_NET_",
-        "CARGO_HTTP_",
-    ]
-    .iter()
-    .any(|prefix| key.starts_with(prefix))
-        || key.starts_with("CARGO_REGISTR")
 }
 
 /// Runs one pytest file against the installed package.
