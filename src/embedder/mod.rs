@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 
 pub use options::{
     Bf16Weights, DEFAULT_MAX_TOKENS, DecodeObserver, DecodeStats, EmbedOptions, EmbedderOptions,
-    MIN_DIMENSIONS, PrepackedWeights, Truncation,
+    MIN_DIMENSIONS, PrepackedWeights, Priority, Truncation,
 };
 
 use crate::engine::{self, ContextParams, FlashAttention, LoadParams, Model};
@@ -338,6 +338,7 @@ impl Embedder {
                 seqs: sequences,
                 reply,
                 cancelled: Arc::clone(&cancelled),
+                priority: options.priority,
             };
             let sent = self
                 .inner
