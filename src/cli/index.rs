@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 use gguf_embed::index::{
     Changes, Coverage, DEFAULT_CHUNK_TOKENS, DEFAULT_DEBOUNCE, DEFAULT_INDEX_PATH,
     DEFAULT_MAX_FILE_BYTES, DEFAULT_RRF_K, Hit, Holder, Index, IndexError, IndexOptions,
@@ -39,7 +39,11 @@ impl Location {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct IndexArgs {
+    /// Share vectors between clones: export them to a file, or import one
+    #[command(subcommand)]
+    pub action: Option<IndexAction>,
     #[command(flatten)]
     pub location: Location,
     #[command(flatten)]
@@ -79,6 +83,36 @@ pub struct IndexArgs {
     /// Output format of --stats and the final report
     #[arg(short, long, value_enum, default_value = "text")]
     pub format: InfoFormat,
+}
+
+/// `index export` and `index import`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum IndexAction {
+    /// Write the index's chunk vectors to a file that other clones of the repository can
+    /// import (keyed by each chunk's text; the header names the model, dimensions and chunk
+    /// budget)
+    Export {
+        #[command(flatten)]
+        location: Location,
+        /// The vector file to write
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+        /// Output format of the summary
+        #[arg(short, long, value_enum, default_value = "text")]
+        format: InfoFormat,
+    },
+    /// Make the vectors of a vector file available to the index (created if absent, for the
+    /// file's model): indexing then embeds only the chunks the file does not hold
+    Import {
+        /// The vector file (written by `index export` or the Ray example)
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        #[command(flatten)]
+        location: Location,
+        /// Output format of the summary
+        #[arg(short, long, value_enum, default_value = "text")]
+        format: InfoFormat,
+    },
 }
 
 /// Output of `search`.
@@ -178,6 +212,9 @@ const WAIT_POLL: Duration = Duration::from_millis(250);
 
 /// `gguf-embed index`.
 pub fn run_index(args: IndexArgs, global: &GlobalArgs) -> Result<()> {
+    if let Some(action) = &args.action {
+        return run_action(action);
+    }
     let index_path = args.location.index_path();
     if args.stats {
         let stats = Index::open_read_only(&index_path)?.stats()?;
@@ -246,6 +283,63 @@ pub fn run_index(args: IndexArgs, global: &GlobalArgs) -> Result<()> {
         &control,
         &on,
     )?;
+    Ok(())
+}
+
+/// `index export` and `index import`.
+fn run_action(action: &IndexAction) -> Result<()> {
+    match action {
+        IndexAction::Export {
+            location,
+            output,
+            format,
+        } => {
+            let index = Index::open_read_only(location.index_path())?;
+            let vectors = index.export_vectors(output)?;
+            let bytes = std::fs::metadata(output).map_or(0, |m| m.len());
+            match format {
+                InfoFormat::Json => outln!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "file": output,
+                        "vectors": vectors,
+                        "bytes": bytes,
+                    }))?
+                )?,
+                InfoFormat::Text => outln!(
+                    "exported {vectors} vectors ({}) to {}",
+                    gguf_embed::hub::human_bytes(bytes),
+                    output.display()
+                )?,
+            }
+        }
+        IndexAction::Import {
+            file,
+            location,
+            format,
+        } => {
+            let index = location.index_path();
+            let report = Index::import_vectors(&index, file)?;
+            match format {
+                InfoFormat::Json => outln!("{}", serde_json::to_string_pretty(&report)?)?,
+                InfoFormat::Text => {
+                    outln!(
+                        "imported {} vectors ({} new to the index) from {}; {} chunks took theirs{}",
+                        report.vectors,
+                        report.new_vectors,
+                        file.display(),
+                        report.filled_chunks,
+                        if report.created {
+                            " (index created)"
+                        } else {
+                            ""
+                        }
+                    )?;
+                    outln!("index: {}", index.display())?;
+                }
+            }
+        }
+    }
     Ok(())
 }
 

@@ -70,6 +70,7 @@ mod pending;
 mod search;
 mod store;
 mod update;
+mod vector_file;
 mod walk;
 mod watch;
 
@@ -88,6 +89,7 @@ pub use keep::{KeepControl, KeepEvent};
 pub use lexical::{fts_query, identifier_parts};
 pub use lock::{Holder, WriterLock};
 pub use search::{DEFAULT_RRF_K, Hit, SearchMode, SearchOptions, SearchResults, rrf};
+pub use vector_file::{VectorFileHeader, VectorReader, VectorWriter};
 pub use walk::{DEFAULT_MAX_FILE_BYTES, SkipReason, SourceFile, Unreadable, Walk, walk};
 pub use watch::{Batch, Changes, DEFAULT_DEBOUNCE, Requester};
 
@@ -159,6 +161,14 @@ pub enum IndexError {
     /// A search option or filter is not valid.
     #[error("{0}")]
     InvalidQuery(String),
+    /// A vector file that cannot be used.
+    #[error("{}: {reason}", path.display())]
+    VectorFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// Another process holds the index's writer lock.
     #[error(
         "another gguf-embed process is updating the index at {} (it holds {}); searches still work",
@@ -368,6 +378,22 @@ pub struct EmbedReport {
     pub complete: bool,
     /// Wall time.
     pub seconds: f64,
+}
+
+/// What [`Index::import_vectors`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ImportReport {
+    /// Vectors in the file.
+    pub vectors: u64,
+    /// Of those, vectors of texts the index had no vector for.
+    pub new_vectors: u64,
+    /// Chunks of the index that took a vector from the file.
+    pub filled_chunks: usize,
+    /// Whether the index was created by the import.
+    pub created: bool,
+    /// The CPU path that computed the file's vectors.
+    pub computed_on: String,
 }
 
 /// How much of an index is searchable semantically, at the moment of one read.
@@ -685,6 +711,70 @@ impl Index {
                 Ok(0)
             }
         }
+    }
+
+    /// Writes every distinct chunk text's vector (embedded or imported) to a vector file at
+    /// `dest` (atomically: a temporary file renamed when complete), with a header naming the
+    /// model, dimensions and chunk budget. Returns the vectors written.
+    pub fn export_vectors(&self, dest: &Path) -> Result<u64, IndexError> {
+        let fingerprint = self
+            .fingerprint()?
+            .ok_or_else(|| IndexError::Missing(self.path.clone()))?;
+        let mut writer = VectorWriter::create(dest, &VectorFileHeader::new(fingerprint))?;
+        self.store.snapshot(|| {
+            self.store
+                .each_vector(|hash, blob| writer.push_blob(hash, blob))
+        })?;
+        writer.finish()
+    }
+
+    /// Makes the vectors of a vector file available to the index at `path` (created if
+    /// absent, for the file's model and settings): every chunk of a text the file holds takes
+    /// its vector now, and chunks written later take it instead of being embedded. A file
+    /// for another model, size or budget is refused; a damaged one is refused whole. Takes
+    /// the writer lock ([`IndexError::Busy`] when another process has it).
+    pub fn import_vectors(path: &Path, file: &Path) -> Result<ImportReport, IndexError> {
+        let mut reader = VectorReader::open(file)?;
+        let header = reader.header().clone();
+        let Some(lock) = WriterLock::acquire(path, false)? else {
+            return Err(IndexError::Busy(path.to_path_buf()));
+        };
+        let created = !path.exists();
+        let mut index = if created {
+            ignore_in_git(path);
+            let store = Store::create(path)?;
+            header.fingerprint.write(&store)?;
+            Self {
+                path: path.to_path_buf(),
+                store,
+                writer: None,
+                pass: None,
+            }
+        } else {
+            Self::open(path)?
+        };
+        index.hold_writer(lock);
+        match index.fingerprint()? {
+            Some(built) => header.check(&built, file)?,
+            None => header.fingerprint.write(&index.store)?,
+        }
+        let vectors = reader.len();
+        let (new, filled) = index.store.import_vectors(&mut || reader.next_vector())?;
+        if header.computed_on != vector_file::cpu_path() {
+            tracing::info!(
+                "the vectors of {} were computed on another CPU path ({}); they can differ \
+                 from this machine's in their last bits",
+                file.display(),
+                header.computed_on
+            );
+        }
+        Ok(ImportReport {
+            vectors,
+            new_vectors: new,
+            filled_chunks: filled,
+            created,
+            computed_on: header.computed_on,
+        })
     }
 
     /// Files, chunks, model, size on disk and the last run.

@@ -79,6 +79,13 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
 CREATE TRIGGER IF NOT EXISTS chunks_fts_delete AFTER DELETE ON chunks BEGIN
     DELETE FROM chunks_fts WHERE rowid = old.id;
 END;
+-- Vectors imported from a vector file (index/vector_file.rs) for chunk texts the index does
+-- not hold yet: a chunk of that text takes its vector instead of being embedded. (Added
+-- within schema 4: an index written before it gets the table when next opened for writing.)
+CREATE TABLE IF NOT EXISTS imported (
+    text_hash TEXT PRIMARY KEY,
+    embedding BLOB NOT NULL
+) WITHOUT ROWID;
 ";
 
 /// The queue columns schema 4 adds to `files`.
@@ -175,6 +182,9 @@ pub struct KnownFile {
 /// A chunk's path, first and last line, and vector bytes (empty when it has none yet).
 pub type StoredVector = (String, usize, usize, Vec<u8>);
 
+/// A stored vector's bytes and, when known (not for an imported vector), its token count.
+pub type KnownVector = (Option<usize>, Vec<u8>);
+
 /// A chunk text waiting for its vector: its hash and text.
 pub struct PendingText {
     pub text_hash: String,
@@ -221,6 +231,8 @@ impl Store {
         store.configure()?;
         store.check_format()?;
         store.upgrade()?;
+        // Tables added within this schema version (every statement is IF NOT EXISTS).
+        store.db(store.conn.execute_batch(SCHEMA))?;
         Ok(store)
     }
 
@@ -655,18 +667,110 @@ impl Store {
         self.db(rows.collect())
     }
 
-    /// A stored vector (and its token count) for a chunk text of this hash, if any chunk has
-    /// one.
-    pub fn vector_for_hash(&self, text_hash: &str) -> Result<Option<(usize, Vec<u8>)>, IndexError> {
+    /// A stored vector for a chunk text of this hash, if any chunk has one, with its token
+    /// count; else an imported one (without: the chunk keeps its own count).
+    pub fn vector_for_hash(&self, text_hash: &str) -> Result<Option<KnownVector>, IndexError> {
         let mut stmt = self.db(self.conn.prepare_cached(
             "SELECT tokens, embedding FROM chunks WHERE text_hash = ?1 AND embedding IS NOT NULL \
              LIMIT 1",
         ))?;
-        self.db(stmt
+        let stored = self.db(stmt
             .query_row([text_hash], |r| {
-                Ok((r.get::<_, i64>(0)? as usize, r.get::<_, Vec<u8>>(1)?))
+                Ok((Some(r.get::<_, i64>(0)? as usize), r.get::<_, Vec<u8>>(1)?))
             })
+            .optional())?;
+        if stored.is_some() || self.version < 4 {
+            return Ok(stored);
+        }
+        let mut stmt = self.db(self
+            .conn
+            .prepare_cached("SELECT embedding FROM imported WHERE text_hash = ?1"))?;
+        self.db(stmt
+            .query_row([text_hash], |r| Ok((None, r.get::<_, Vec<u8>>(0)?)))
             .optional())
+    }
+
+    /// Calls `f(text hash, vector bytes)` once for every distinct chunk text with a vector,
+    /// embedded or imported.
+    pub fn each_vector(
+        &self,
+        mut f: impl FnMut(&str, &[u8]) -> Result<(), IndexError>,
+    ) -> Result<u64, IndexError> {
+        let mut n = 0;
+        for sql in [
+            // A bare column of an aggregate query comes from one row of its group: any chunk
+            // of that text.
+            "SELECT text_hash, embedding FROM chunks WHERE embedding IS NOT NULL GROUP BY text_hash",
+            "SELECT i.text_hash, i.embedding FROM imported i WHERE NOT EXISTS \
+             (SELECT 1 FROM chunks c WHERE c.text_hash = i.text_hash AND c.embedding IS NOT NULL)",
+        ] {
+            let mut stmt = self.db(self.conn.prepare(sql))?;
+            let mut rows = self.db(stmt.query([]))?;
+            while let Some(row) = self.db(rows.next())? {
+                let hash = self.db(row.get_ref(0).and_then(|v| Ok(v.as_str()?)))?;
+                let blob = self.db(row.get_ref(1).and_then(|v| Ok(v.as_blob()?)))?;
+                f(hash, blob)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Keeps these vectors for chunk texts the index has no vector for, in one transaction
+    /// (with every chunk of such a text given its vector); returns how many were new to the
+    /// index. `next` yields (text hash, vector bytes) until `None`.
+    pub fn import_vectors(
+        &self,
+        next: &mut dyn FnMut() -> Result<Option<(String, Vec<u8>)>, IndexError>,
+    ) -> Result<(u64, usize), IndexError> {
+        let tx = self.db(self.conn.unchecked_transaction())?;
+        let mut new = 0;
+        {
+            let mut known = self.db(tx.prepare_cached(
+                "SELECT 1 FROM chunks WHERE text_hash = ?1 AND embedding IS NOT NULL",
+            ))?;
+            let mut insert = self.db(tx.prepare_cached(
+                "INSERT OR IGNORE INTO imported (text_hash, embedding) VALUES (?1, ?2)",
+            ))?;
+            while let Some((hash, blob)) = next()? {
+                if !self.db(known.exists([&hash]))? {
+                    new += self.db(insert.execute(params![hash, blob]))? as u64;
+                }
+            }
+        }
+        let filled = self.fill_from_imported()?;
+        self.db(tx.commit())?;
+        Ok((new, filled))
+    }
+
+    /// Gives every chunk without a vector the imported vector of its text; returns how many.
+    fn fill_from_imported(&self) -> Result<usize, IndexError> {
+        let rows: Vec<(String, Vec<u8>)> = {
+            let mut stmt = self.db(self.conn.prepare(
+                "SELECT i.text_hash, i.embedding FROM imported i WHERE EXISTS \
+                 (SELECT 1 FROM chunks c WHERE c.text_hash = i.text_hash AND c.embedding IS NULL)",
+            ))?;
+            let rows = self.db(stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))))?;
+            self.db(rows.collect())?
+        };
+        let vectors: Vec<(&str, Option<usize>, &[u8])> = rows
+            .iter()
+            .map(|(h, b)| (h.as_str(), None, b.as_slice()))
+            .collect();
+        self.fill_vectors(&vectors)
+    }
+
+    /// Drops the imported vectors that some chunk holds now (they live on in the chunk).
+    pub fn prune_imported(&self) -> Result<(), IndexError> {
+        if self.version < 4 {
+            return Ok(());
+        }
+        self.db(self.conn.execute(
+            "DELETE FROM imported WHERE EXISTS (SELECT 1 FROM chunks c \
+             WHERE c.text_hash = imported.text_hash AND c.embedding IS NOT NULL)",
+            [],
+        ))?;
+        Ok(())
     }
 
     /// Deletes these files (and their chunks) in one transaction.
@@ -780,37 +884,43 @@ impl Store {
     /// [`record_rate`]: Self::record_rate
     pub fn write_vectors(
         &self,
-        vectors: &[(&str, usize, &[u8])],
+        vectors: &[(&str, Option<usize>, &[u8])],
         rate: Option<f64>,
     ) -> Result<usize, IndexError> {
         let tx = self.db(self.conn.unchecked_transaction())?;
         self.record_rate(rate)?;
+        let filled = self.fill_vectors(vectors)?;
+        self.db(tx.commit())?;
+        Ok(filled)
+    }
+
+    /// Gives every chunk of these texts that has no vector the text's vector (and its token
+    /// count, when known), in the transaction in progress.
+    fn fill_vectors(&self, vectors: &[(&str, Option<usize>, &[u8])]) -> Result<usize, IndexError> {
         let mut filled = 0;
-        {
-            let mut update = self.db(tx.prepare_cached(
-                "UPDATE chunks SET embedding = ?2, tokens = ?3 \
-                 WHERE text_hash = ?1 AND embedding IS NULL RETURNING id, file_id",
-            ))?;
-            let mut codes = self.db(tx.prepare_cached(
-                "INSERT OR REPLACE INTO codes (id, file_id, scale, code) VALUES (?1, ?2, ?3, ?4)",
-            ))?;
-            let mut pending =
-                self.db(tx.prepare_cached("UPDATE files SET pending = pending - 1 WHERE id = ?1"))?;
-            for &(hash, tokens, vector) in vectors {
-                let (scale, code) = super::codes::encode(&blob_vector(vector));
-                let rows: Vec<(i64, i64)> = self.db(update
-                    .query_map(params![hash, vector, tokens as i64], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })
-                    .and_then(|rows| rows.collect()))?;
-                for (id, file_id) in rows {
-                    self.db(codes.execute(params![id, file_id, scale, &code]))?;
-                    self.db(pending.execute([file_id]))?;
-                    filled += 1;
-                }
+        let mut update = self.db(self.conn.prepare_cached(
+            "UPDATE chunks SET embedding = ?2, tokens = coalesce(?3, tokens) \
+             WHERE text_hash = ?1 AND embedding IS NULL RETURNING id, file_id",
+        ))?;
+        let mut codes = self.db(self.conn.prepare_cached(
+            "INSERT OR REPLACE INTO codes (id, file_id, scale, code) VALUES (?1, ?2, ?3, ?4)",
+        ))?;
+        let mut pending = self.db(self
+            .conn
+            .prepare_cached("UPDATE files SET pending = pending - 1 WHERE id = ?1"))?;
+        for &(hash, tokens, vector) in vectors {
+            let (scale, code) = super::codes::encode(&blob_vector(vector));
+            let rows: Vec<(i64, i64)> = self.db(update
+                .query_map(params![hash, vector, tokens.map(|t| t as i64)], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .and_then(|rows| rows.collect()))?;
+            for (id, file_id) in rows {
+                self.db(codes.execute(params![id, file_id, scale, &code]))?;
+                self.db(pending.execute([file_id]))?;
+                filled += 1;
             }
         }
-        self.db(tx.commit())?;
         Ok(filled)
     }
 

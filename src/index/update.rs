@@ -13,7 +13,7 @@ use super::chunk::{Chunk, chunk_file, embedded_text};
 use super::classify::{Classifier, Origin, rank};
 use super::lexical::parts_column;
 use super::pending::{Fault, Held, HeldBytes, Listed, ReadFile, Reader};
-use super::store::{NewChunk, NewFile, PendingText, Store, vector_blob};
+use super::store::{KnownVector, NewChunk, NewFile, PendingText, Store, vector_blob};
 use super::walk::{SkipReason, Unreadable, walk_each};
 use super::{EmbedReport, Index, IndexError, IndexOptions, UpdateEvent, UpdateReport, unix_now};
 use crate::{EmbedOptions, Embedder, Instruction, PendingEmbeddings, Priority};
@@ -181,6 +181,8 @@ impl Index {
             self.store.delete_files(&gone)?;
         }
         report.removed_files = gone.len();
+        // Imported vectors that chunks took live on in those chunks.
+        self.store.prune_imported()?;
         let counts = self.store.counts()?;
         report.lexical_only_files = counts.vendored_files + counts.generated_files;
         report.pending_chunks = counts.pending;
@@ -277,11 +279,11 @@ impl Index {
                 let tokens: usize = embeddings.iter().map(|e| e.tokens).sum();
                 let blobs: Vec<Vec<u8>> =
                     embeddings.iter().map(|e| vector_blob(&e.vector)).collect();
-                let rows: Vec<(&str, usize, &[u8])> = texts
+                let rows: Vec<(&str, Option<usize>, &[u8])> = texts
                     .iter()
                     .zip(&embeddings)
                     .zip(&blobs)
-                    .map(|((t, e), b)| (t.text_hash.as_str(), e.tokens, b.as_slice()))
+                    .map(|((t, e), b)| (t.text_hash.as_str(), Some(e.tokens), b.as_slice()))
                     .collect();
                 pace.done(embeddings.len(), tokens, submitted);
                 let filled = self.store.write_vectors(&rows, pace.chunks_per_second())?;
@@ -394,13 +396,14 @@ struct PreparedFile {
     _held: HeldBytes,
 }
 
-/// A chunk, the hash of its embedded text, its tokens and, when one is stored, its vector.
+/// A chunk, the hash of its embedded text, its tokens and, when one is stored, its vector
+/// (with its token count, unless it was imported).
 struct PreparedChunk {
     chunk: Chunk,
     text_hash: String,
     parts: String,
     tokens: usize,
-    vector: Option<(usize, Vec<u8>)>,
+    vector: Option<KnownVector>,
 }
 
 /// Files written together.
@@ -412,7 +415,7 @@ impl Group {
     /// Takes the stored vector of every chunk whose text some stored chunk has; returns how
     /// many did.
     fn find_stored(&mut self, store: &Store) -> Result<usize, IndexError> {
-        let mut found: HashMap<String, Option<(usize, Vec<u8>)>> = HashMap::new();
+        let mut found: HashMap<String, Option<KnownVector>> = HashMap::new();
         let mut reused = 0;
         for file in &mut self.files {
             for c in &mut file.chunks {
@@ -445,7 +448,7 @@ impl Group {
                         symbol: c.chunk.symbol.as_deref(),
                         kind: c.chunk.kind.as_deref(),
                         text_hash: &c.text_hash,
-                        tokens: c.vector.as_ref().map_or(c.tokens, |v| v.0),
+                        tokens: c.vector.as_ref().and_then(|v| v.0).unwrap_or(c.tokens),
                         text: &c.chunk.text,
                         parts: &c.parts,
                         vector: c.vector.as_ref().map(|v| v.1.as_slice()),
