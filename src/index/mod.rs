@@ -678,17 +678,21 @@ impl Index {
     }
 
     /// Moves these files (paths relative to the repository) to the front of the embedding
-    /// queue, most recent request first; returns how many still had chunks to embed. Works
+    /// queue, most recent request first and, within one request, in the order given; returns
+    /// how many still had chunks to embed. Works
     /// from any process, beside a running indexer: it reads the queue between groups. An
     /// index opened read-only is written through a second connection; when that fails (a
     /// read-only disk, a writer holding SQLite's lock too long) nothing changes.
     pub fn prioritize(&self, paths: &[&str]) -> Result<usize, IndexError> {
-        let ids: Vec<i64> = self
+        let by_path: HashMap<String, i64> = self
             .store
             .file_paths()?
             .into_iter()
-            .filter(|(_, p)| paths.contains(&p.as_str()))
-            .map(|(id, _)| id)
+            .map(|(id, p)| (p, id))
+            .collect();
+        let ids: Vec<i64> = paths
+            .iter()
+            .filter_map(|p| by_path.get(*p).copied())
             .collect();
         self.want(&ids)
     }

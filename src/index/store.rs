@@ -924,8 +924,9 @@ impl Store {
         Ok(filled)
     }
 
-    /// Moves the files with these ids to the front of the embedding queue (`at`: the time of
-    /// the request, later requests first). Files with nothing left to embed are left alone.
+    /// Moves the files with these ids to the front of the embedding queue, in this order
+    /// (`at`: the time of the request, later requests first; within one request the first id
+    /// first). Files with nothing left to embed are left alone.
     pub fn want(&self, ids: &[i64], at: i64) -> Result<usize, IndexError> {
         if self.version < 4 || ids.is_empty() {
             return Ok(0);
@@ -936,8 +937,8 @@ impl Store {
             let mut stmt = self.db(tx.prepare_cached(
                 "UPDATE files SET wanted = ?2 WHERE id = ?1 AND pending > 0 AND lexical_only = 0",
             ))?;
-            for &id in ids {
-                n += self.db(stmt.execute(params![id, at]))?;
+            for (i, &id) in ids.iter().enumerate() {
+                n += self.db(stmt.execute(params![id, at - i as i64]))?;
             }
         }
         self.db(tx.commit())?;
