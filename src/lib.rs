@@ -47,7 +47,7 @@ pub mod vector;
 pub use embedder::{
     Bf16Weights, Canceller, DEFAULT_MAX_TOKENS, DecodeObserver, DecodeStats, EmbedOptions,
     Embedder, EmbedderOptions, Embedding, MIN_DIMENSIONS, PendingEmbeddings, PrepackedWeights,
-    Token, Tokenized, Truncation, default_threads, inspect,
+    Priority, Token, Tokenized, Truncation, default_threads, inspect,
 };
 pub use engine::{
     Device, DeviceInfo, DeviceKind, FlashAttention, KvCache, LoadProgress, OutputMode, devices,

@@ -630,6 +630,11 @@ fn index_repo(repo: &Path) -> serde_json::Value {
     ]))
 }
 
+/// The hits of a search's JSON output.
+fn results(out: &std::process::Output) -> serde_json::Value {
+    common::json_output(out)["results"].clone()
+}
+
 fn search(repo: &Path, query: &str, extra: &[&str]) -> std::process::Output {
     let mut args = vec!["search", query, "--repo", repo.to_str().unwrap(), "-k", "1"];
     args.extend_from_slice(extra);
@@ -643,7 +648,7 @@ fn search_shows_the_symbol_and_kind_of_a_hit() {
     // The imports, two functions and the class.
     assert_eq!(report["chunks"], 4, "{report}");
 
-    let hits = common::json_output(&search(
+    let hits = results(&search(
         repo.path(),
         "parse_header",
         &["--mode", "lexical", "-f", "json"],
@@ -677,7 +682,7 @@ fn search_shows_the_symbol_and_kind_of_a_hit() {
     );
 
     // The class fits the budget: one chunk, the class's.
-    let hits = common::json_output(&search(
+    let hits = results(&search(
         repo.path(),
         "radius_squared",
         &["--mode", "lexical", "-f", "json"],
@@ -685,7 +690,7 @@ fn search_shows_the_symbol_and_kind_of_a_hit() {
     assert_eq!(hits[0]["symbol"], "Circle");
     assert_eq!(hits[0]["kind"], "class");
     // A chunk that holds no definition has neither field.
-    let hits = common::json_output(&search(
+    let hits = results(&search(
         repo.path(),
         "use std::io",
         &["--mode", "lexical", "-f", "json"],
@@ -714,7 +719,7 @@ fn an_index_chunked_by_lines_is_rechunked_by_the_next_update() {
     assert_eq!(report["embedded_files"], 2, "{report}");
     assert_eq!(report["chunks"], 0, "{report}");
     assert_eq!(report["reused_chunks"], 4, "{report}");
-    let hits = common::json_output(&search(
+    let hits = results(&search(
         repo.path(),
         "parse_header",
         &["--mode", "lexical", "-f", "json"],

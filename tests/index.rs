@@ -55,11 +55,14 @@ fn fixture_repo() -> tempfile::TempDir {
     dir
 }
 
-const INDEXED: [&str; 6] = [
+/// What the fixture's index holds: src/proto.rs is generated (its first line says so), so it
+/// is searched lexically and not embedded.
+const INDEXED: [&str; 7] = [
     "deep/nested/dir/server.go",
     "docs/guide.md",
     "src/config.rs",
     "src/main.rs",
+    "src/proto.rs",
     "tools/report.py",
     "web/app.js",
 ];
@@ -96,8 +99,11 @@ fn indexes_source_and_skips_ignored_binary_generated_and_huge_files() {
     let skipped = &report["skipped"];
     assert_eq!(skipped["binary"], 1);
     assert_eq!(skipped["too_large"], 1);
-    assert_eq!(skipped["generated"], 3);
+    // The lock file and the minified bundle; the marked file is indexed, lexically only.
+    assert_eq!(skipped["generated"], 2);
     assert_eq!(skipped["empty"], 1);
+    assert_eq!(report["lexical_only_files"], 1);
+    assert_eq!(report["pending_chunks"], 0);
     // The index folder keeps itself out of git.
     let gitignore = std::fs::read_to_string(repo.path().join(".gguf-embed/.gitignore")).unwrap();
     assert!(gitignore.lines().any(|l| l == "*"));
@@ -112,6 +118,15 @@ fn indexes_source_and_skips_ignored_binary_generated_and_huge_files() {
     ]));
     assert_eq!(stats["files"], INDEXED.len());
     assert!(stats["chunks"].as_u64().unwrap() >= INDEXED.len() as u64);
+    let coverage = &stats["coverage"];
+    assert_eq!(coverage["embedded"], coverage["total"]);
+    assert_eq!(
+        coverage["total"].as_u64().unwrap() + coverage["lexical_only"].as_u64().unwrap(),
+        stats["chunks"].as_u64().unwrap()
+    );
+    assert_eq!(coverage["lexical_only"], 1, "src/proto.rs is one chunk");
+    assert_eq!(stats["generated_files"], 1);
+    assert_eq!(stats["vendored_files"], 0);
     assert_eq!(stats["fingerprint"]["quant"], "F32");
     assert_eq!(stats["fingerprint"]["dimensions"], 64);
     assert!(stats["bytes_on_disk"].as_u64().unwrap() > 0);
@@ -212,7 +227,10 @@ fn searching_for_a_chunks_own_text_finds_it_first_with_json_output() {
         "-k",
         "3",
     ]));
-    let hits = hits.as_array().unwrap();
+    let coverage = &hits["coverage"];
+    assert_eq!(coverage["embedded"], coverage["total"]);
+    assert!(coverage["eta_seconds"].is_null());
+    let hits = hits["results"].as_array().unwrap();
     assert_eq!(hits.len(), 3);
     assert_eq!(hits[0]["path"], "src/config.rs");
     assert_eq!(hits[0]["start_line"], 1);
@@ -236,6 +254,14 @@ fn searching_for_a_chunks_own_text_finds_it_first_with_json_output() {
     ]);
     assert!(jsonl.status.success());
     assert_eq!(String::from_utf8_lossy(&jsonl.stdout).lines().count(), 2);
+    // The coverage goes to stderr, as one JSON object.
+    let stderr = String::from_utf8_lossy(&jsonl.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("{\"coverage\""))
+        .unwrap();
+    let coverage: Value = serde_json::from_str(line).unwrap();
+    assert!(coverage["coverage"]["total"].as_u64().unwrap() > 0);
     let text = run(&[
         "search",
         "load the config",
@@ -253,6 +279,7 @@ fn a_killed_run_leaves_a_usable_index_and_the_next_run_finishes_it() {
     let repo = tempfile::tempdir().unwrap();
     numbered_files(repo.path(), 600);
     let model = f32_model();
+    // Slow decodes (a test-only delay), so that the run is still embedding when it is killed.
     let mut child = Command::new(cli())
         .args([
             "index",
@@ -263,56 +290,71 @@ fn a_killed_run_leaves_a_usable_index_and_the_next_run_finishes_it() {
             "--chunk-tokens",
             "48",
         ])
+        .env("GGUF_EMBED_TEST_DECODE_DELAY_MS", "30")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Wait until some files are committed, then kill without warning.
+    // Wait until some vectors are committed, then kill without warning.
     let db = index_path(repo.path());
     let started = Instant::now();
-    loop {
+    let before = loop {
         std::thread::sleep(Duration::from_millis(20));
-        let committed = Index::open(&db)
+        let coverage = Index::open_read_only(&db)
             .ok()
-            .and_then(|i| i.stats().ok())
-            .map_or(0, |s| s.files);
-        if committed > 0 {
-            break;
+            .and_then(|i| i.coverage().ok());
+        if let Some(c) = coverage
+            && c.embedded > 0
+        {
+            break c;
         }
-        // A guard against waiting forever, not a speed limit: a loaded 2-core machine took
-        // over a minute to commit the first group.
+        // A guard against waiting forever, not a speed limit.
         assert!(
             started.elapsed() < Duration::from_secs(600),
-            "nothing was committed in 10 minutes"
+            "nothing was embedded in 10 minutes"
         );
         assert!(
             child.try_wait().unwrap().is_none(),
             "the run finished before it could be killed"
         );
-    }
+    };
     child.kill().unwrap();
     child.wait().unwrap();
 
-    let partial = Index::open(&db).unwrap();
-    let files = partial.stats().unwrap().files;
-    assert!(files > 0 && files < 600, "{files} files after the kill");
+    // Every file was written (searchable lexically) before the first vector.
+    let partial = Index::open_read_only(&db).unwrap();
+    assert_eq!(partial.stats().unwrap().files, 600);
+    let after = partial.coverage().unwrap();
+    assert!(
+        after.embedded >= before.embedded && after.embedded < after.total,
+        "{after:?} after the kill"
+    );
     let search = run(&[
         "search",
-        "item 3",
+        "items_3",
         "--repo",
         repo.path().to_str().unwrap(),
         "-f",
         "json",
     ]);
-    assert!(!json(&search).as_array().unwrap().is_empty());
+    let found = json(&search);
+    assert_eq!(found["results"][0]["path"], "m03/file_0003.rs", "{found}");
+    assert_eq!(found["coverage"]["embedded"], after.embedded);
+    assert_eq!(found["coverage"]["total"], after.total);
+    // The killed indexer measured a rate, but nothing embeds now: a stale estimate is kept
+    // only for a while, so the coverage may or may not have one; it never claims completion.
+    assert!(found["coverage"]["embedded"].as_u64() < found["coverage"]["total"].as_u64());
 
     let report = json(&index(repo.path(), &model, &["--chunk-tokens", "48"]));
     assert_eq!(report["files"], 600);
-    assert_eq!(report["unchanged_files"].as_u64().unwrap() as usize, files);
+    assert_eq!(report["unchanged_files"], 600);
+    assert_eq!(report["embedded_files"], 0);
     assert_eq!(
-        report["embedded_files"].as_u64().unwrap() as usize,
-        600 - files
+        report["chunks"].as_u64().unwrap() as usize,
+        after.total - after.embedded,
+        "only what the killed run had not embedded"
     );
+    assert_eq!(report["pending_chunks"], 0);
 
     // The finished index equals one built in a single run.
     let fresh = tempfile::tempdir().unwrap();

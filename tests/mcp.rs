@@ -35,8 +35,10 @@ async def call(session, name, args):
 
 async def main():
     cli, repo, model, wait = sys.argv[1:5]
+    # Slow decodes (a test-only delay) make the embedding observable from status calls.
     params = StdioServerParameters(command=cli, args=["mcp", "--repo", repo, "-m", model],
-                                   env={"HF_HUB_OFFLINE": "1"})
+                                   env={"HF_HUB_OFFLINE": "1",
+                                        "GGUF_EMBED_TEST_DECODE_DELAY_MS": "5"})
     out = {}
     async with stdio_client(params) as (read, write):
         async with ClientSession(read, write) as session:
@@ -134,28 +136,52 @@ fn the_official_client_lists_calls_and_gets_errors_for_bad_arguments() {
         assert!(search_schema.get(arg).is_some(), "{arg}");
     }
 
-    // index_status during the first update: in progress, with counts that grow.
+    // index_status during the first pass: in progress, with counts that only grow and end
+    // where the index ends.
     let statuses = seen["statuses"].as_array().unwrap();
     let during: Vec<&Value> = statuses
         .iter()
         .filter(|s| s["indexing"]["in_progress"] == true)
         .collect();
+    let n = |v: &Value| v.as_u64().unwrap();
+    for s in &during {
+        let i = &s["indexing"];
+        assert!(n(&i["done_files"]) <= n(&i["planned_files"]) || i["planned_files"] == 0);
+        assert!(n(&s["coverage"]["embedded"]) <= n(&s["coverage"]["total"]));
+    }
+    // The embedding step: the embedded count grows from status to status, several times.
+    let embedding: Vec<u64> = during
+        .iter()
+        .filter(|s| s["indexing"]["phase"] == "embedding")
+        .map(|s| n(&s["coverage"]["embedded"]))
+        .collect();
     assert!(
-        !during.is_empty(),
-        "no status call landed during indexing: {statuses:?}"
+        embedding.windows(2).all(|w| w[0] <= w[1]),
+        "the embedded count went back: {embedding:?}"
     );
-    assert!(during.iter().all(|s| s["indexing"]["planned_files"] == 0
-        || s["indexing"]["done_files"].as_u64() <= s["indexing"]["planned_files"].as_u64()));
+    let mut distinct = embedding.clone();
+    distinct.dedup();
+    assert!(
+        distinct.len() >= 3,
+        "too few status calls saw the embedding progress: {embedding:?}"
+    );
     let last = statuses.last().unwrap();
     assert_eq!(last["files"], 1501);
+    let chunks = n(&last["chunks"]);
+    assert!(distinct[0] < chunks, "{embedding:?}");
+    assert_eq!(n(&last["coverage"]["embedded"]), chunks);
+    assert_eq!(n(&last["coverage"]["total"]), chunks);
+    assert_eq!(last["indexing"]["in_progress"], false);
     assert_eq!(last["indexing"]["last_report"]["files"], 1501);
     assert_eq!(last["writer"], true);
     assert_eq!(last["model"]["quant"], "F32");
 
-    // The planted definition comes first, as text and as structured content.
+    // The planted definition comes first, as text and as structured content, with the
+    // coverage of the index it searched.
     for key in ["search", "search_lexical"] {
         let r = &seen[key];
         assert_eq!(r["ok"], true, "{r}");
+        assert_eq!(r["structured"]["coverage"]["total"], last["chunks"], "{r}");
         let results = r["structured"]["results"].as_array().unwrap();
         assert_eq!(results[0]["path"], "m00/ledger.rs", "{key}: {r}");
         assert!(r["text"].as_str().unwrap().starts_with("m00/ledger.rs:1-4"));
@@ -170,6 +196,10 @@ fn the_official_client_lists_calls_and_gets_errors_for_bad_arguments() {
     assert_eq!(seen["update"]["ok"], true);
     assert_eq!(seen["update"]["structured"]["embedded_files"], 0);
     assert_eq!(seen["update"]["structured"]["unchanged_files"], 1501);
+    assert_eq!(
+        seen["update"]["structured"]["coverage"]["embedded"],
+        last["chunks"]
+    );
 
     // Bad arguments are MCP errors, and the server keeps serving.
     for (name, r) in seen["bad"].as_object().unwrap() {

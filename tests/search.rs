@@ -69,7 +69,10 @@ fn search(repo: &Path, query: &str, extra: &[&str]) -> Vec<Value> {
         "json",
     ];
     args.extend_from_slice(extra);
-    json(&run(&args)).as_array().unwrap().clone()
+    let found = json(&run(&args));
+    // Every answer says how much of the index it covered; these indexes are complete.
+    assert_eq!(found["coverage"]["embedded"], found["coverage"]["total"]);
+    found["results"].as_array().unwrap().clone()
 }
 
 /// Identifier, path and error-message queries, and where the answer is.
@@ -166,7 +169,7 @@ fn lexical_search_needs_no_model() {
         .env("HF_HUB_OFFLINE", "1")
         .output()
         .unwrap();
-    assert_eq!(json(&out)[0]["path"], "web/shipping.ts");
+    assert_eq!(json(&out)["results"][0]["path"], "web/shipping.ts");
 }
 
 fn paths(hits: &[Value]) -> Vec<String> {
@@ -380,4 +383,77 @@ fn a_read_only_index_is_searchable() {
     assert_eq!(lexical[0]["path"], "billing/refunds/policy.py");
     perms.set_mode(0o755);
     std::fs::set_permissions(&dir, perms).unwrap();
+}
+
+#[test]
+fn a_search_reads_one_state_of_the_index_while_a_writer_deletes_and_adds_files() {
+    use gguf_embed::index::{IndexOptions, SearchMode, SearchOptions};
+    use gguf_embed::{Embedder, EmbedderOptions};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    // Forty files of one chunk each, every chunk holding the word searched for: a lexical
+    // search with room for all of them returns every chunk of the state it read.
+    let repo = tempfile::tempdir().unwrap();
+    let root = repo.path();
+    let body = |i: usize| {
+        format!("fn marker_{i}() -> u32 {{\n    let shared_marker = {i};\n    shared_marker\n}}\n")
+    };
+    for i in 0..40 {
+        common::repos::write(root, &format!("f{i:02}.rs"), body(i));
+    }
+    let db = root.join(".gguf-embed/index.sqlite");
+    let embedder = Embedder::new(f32_model(), EmbedderOptions::default()).unwrap();
+    let options = IndexOptions::default();
+    let mut index = Index::open_or_create(&db, &embedder, &options, false).unwrap();
+    index.update(root, &embedder, &options, &|_| {}).unwrap();
+
+    let done = AtomicBool::new(false);
+    let searches = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            // Half of the files leave and come back, again and again: every pass commits
+            // several states (files deleted; files written without vectors; vectors).
+            for round in 0..12 {
+                for i in (round % 2..40).step_by(2) {
+                    std::fs::remove_file(root.join(format!("f{i:02}.rs"))).unwrap();
+                }
+                index.update(root, &embedder, &options, &|_| {}).unwrap();
+                for i in (round % 2..40).step_by(2) {
+                    common::repos::write(root, &format!("f{i:02}.rs"), body(i));
+                }
+                index.update(root, &embedder, &options, &|_| {}).unwrap();
+            }
+            done.store(true, Ordering::SeqCst);
+        });
+        for _ in 0..2 {
+            scope.spawn(|| {
+                let reader = Index::open_read_only(&db).unwrap();
+                while !done.load(Ordering::SeqCst) {
+                    for mode in [
+                        SearchMode::Lexical,
+                        SearchMode::Semantic,
+                        SearchMode::Hybrid,
+                    ] {
+                        let options = SearchOptions::default().with_mode(mode).with_k(1000);
+                        let found = reader
+                            .search(Some(&embedder), "shared_marker", &options)
+                            .unwrap_or_else(|e| panic!("{mode:?} search failed: {e}"));
+                        let c = found.coverage;
+                        let want = match mode {
+                            SearchMode::Semantic => c.embedded,
+                            _ => c.total + c.lexical_only,
+                        };
+                        assert_eq!(
+                            found.hits.len(),
+                            want,
+                            "{mode:?}: hits of another state than {c:?}"
+                        );
+                        assert!(c.total == 20 || c.total == 40, "{c:?}");
+                        searches.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    assert!(searches.into_inner() > 10);
 }

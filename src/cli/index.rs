@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 use gguf_embed::index::{
-    Changes, DEFAULT_CHUNK_TOKENS, DEFAULT_DEBOUNCE, DEFAULT_INDEX_PATH, DEFAULT_MAX_FILE_BYTES,
-    DEFAULT_RRF_K, Hit, Index, IndexOptions, IndexStats, SearchMode, SearchOptions, UpdateEvent,
+    Changes, Coverage, DEFAULT_CHUNK_TOKENS, DEFAULT_DEBOUNCE, DEFAULT_INDEX_PATH,
+    DEFAULT_MAX_FILE_BYTES, DEFAULT_RRF_K, Hit, Holder, Index, IndexError, IndexOptions,
+    IndexStats, KeepControl, KeepEvent, SearchMode, SearchOptions, SearchResults, UpdateEvent,
     UpdateReport, WriterLock,
 };
 use gguf_embed::{Embedder, Instruction, Task};
@@ -38,7 +39,11 @@ impl Location {
 }
 
 #[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct IndexArgs {
+    /// Share vectors between clones: export them to a file, or import one
+    #[command(subcommand)]
+    pub action: Option<IndexAction>,
     #[command(flatten)]
     pub location: Location,
     #[command(flatten)]
@@ -66,9 +71,48 @@ pub struct IndexArgs {
     /// (debounced; one pass per burst of changes) until interrupted
     #[arg(long, conflicts_with = "stats")]
     pub watch: bool,
+    /// When another process holds the index (a watcher, an MCP server, another `index`),
+    /// say who and return at once instead of waiting for its next pass
+    #[arg(long, conflicts_with = "stats")]
+    pub no_wait: bool,
+    /// Embed vendored and generated files too (`linguist-vendored`/`linguist-generated` in
+    /// .gitattributes, vendor/ folders, `@generated` files): by default they are searched
+    /// lexically only
+    #[arg(long)]
+    pub embed_vendored: bool,
     /// Output format of --stats and the final report
     #[arg(short, long, value_enum, default_value = "text")]
     pub format: InfoFormat,
+}
+
+/// `index export` and `index import`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum IndexAction {
+    /// Write the index's chunk vectors to a file that other clones of the repository can
+    /// import (keyed by each chunk's text; the header names the model, dimensions and chunk
+    /// budget)
+    Export {
+        #[command(flatten)]
+        location: Location,
+        /// The vector file to write
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+        /// Output format of the summary
+        #[arg(short, long, value_enum, default_value = "text")]
+        format: InfoFormat,
+    },
+    /// Make the vectors of a vector file available to the index (created if absent, for the
+    /// file's model): indexing then embeds only the chunks the file does not hold
+    Import {
+        /// The vector file (written by `index export` or the Ray example)
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        #[command(flatten)]
+        location: Location,
+        /// Output format of the summary
+        #[arg(short, long, value_enum, default_value = "text")]
+        format: InfoFormat,
+    },
 }
 
 /// Output of `search`.
@@ -76,9 +120,9 @@ pub struct IndexArgs {
 pub enum SearchFormat {
     /// path:lines, score and the first lines of each hit
     Text,
-    /// One JSON array of hits
+    /// One JSON object: {"results": [hits], "coverage": {...}}
     Json,
-    /// One JSON object per hit
+    /// One JSON object per hit (the coverage goes to stderr)
     Jsonl,
 }
 
@@ -163,8 +207,14 @@ impl From<ModeArg> for SearchMode {
     }
 }
 
+/// How long a process waiting beside a keeper sleeps between looks at the index.
+const WAIT_POLL: Duration = Duration::from_millis(250);
+
 /// `gguf-embed index`.
 pub fn run_index(args: IndexArgs, global: &GlobalArgs) -> Result<()> {
+    if let Some(action) = &args.action {
+        return run_action(action);
+    }
     let index_path = args.location.index_path();
     if args.stats {
         let stats = Index::open_read_only(&index_path)?.stats()?;
@@ -173,68 +223,121 @@ pub fn run_index(args: IndexArgs, global: &GlobalArgs) -> Result<()> {
     if !args.location.repo.is_dir() {
         bail!("{} is not a directory", args.location.repo.display());
     }
+    let Some(mut lock) = writer_lock(&index_path, &args)? else {
+        return Ok(());
+    };
+    let command = if args.watch {
+        "gguf-embed index --watch"
+    } else {
+        "gguf-embed index"
+    };
+    lock.announce(&Holder::this_process(command, args.watch))?;
     let embedder = model::load(&args.model, global)?;
     let mut options = IndexOptions::default()
         .with_chunk_tokens(args.chunk_tokens)
-        .with_max_file_bytes(args.max_file_size);
+        .with_max_file_bytes(args.max_file_size)
+        .with_embed_vendored(args.embed_vendored);
     if let Some(limit) = args.limit {
         options = options.with_limit(limit);
     }
     if let Some(dim) = args.dim {
         options = options.with_dimensions(dim);
     }
-    let lock = writer_lock(&index_path)?;
     let mut index = Index::open_or_create(&index_path, &embedder, &options, args.reindex)?;
     index.hold_writer(lock);
+    if !args.watch {
+        let bars = Bars::new(progress::enabled(global.quiet));
+        let report = index.update(&args.location.repo, &embedder, &options, &|e| bars.show(e))?;
+        bars.finish();
+        return print_report(&report, &args, index.path());
+    }
     // Watching starts before the first pass, so that nothing changed during it is missed.
-    let changes = if args.watch {
-        Some(Changes::watch(
-            &args.location.repo,
-            Some(&index_path),
-            DEFAULT_DEBOUNCE,
-        )?)
-    } else {
-        None
-    };
-    let pass = |index: &mut Index| -> Result<UpdateReport> {
-        let bar = index_bar(progress::enabled(global.quiet) && !args.watch);
-        let report = index.update(
-            &args.location.repo,
-            &embedder,
-            &options,
-            &|event| match event {
-                UpdateEvent::Planned { files } => bar.set_length(*files as u64),
-                UpdateEvent::Progress {
-                    files,
-                    chunks,
-                    tokens,
-                } => {
-                    bar.set_position(*files as u64);
-                    let secs = bar.elapsed().as_secs_f64().max(1e-9);
-                    bar.set_message(format!(
-                        "{chunks} chunks, {:.0} tokens/s",
-                        *tokens as f64 / secs
-                    ));
-                }
-                _ => {}
-            },
-        )?;
-        bar.finish_and_clear();
-        Ok(report)
-    };
-    let report = pass(&mut index)?;
-    print_report(&report, &args, index.path())?;
-    let Some(changes) = changes else {
-        return Ok(());
+    let changes = Changes::watch(&args.location.repo, Some(&index_path), DEFAULT_DEBOUNCE)?;
+    let control = KeepControl::default();
+    let on = |event: KeepEvent<'_>| match event {
+        KeepEvent::Started(batch) if batch.changed > 0 => {
+            tracing::info!("{} paths changed; updating", batch.changed);
+        }
+        KeepEvent::Started(_) => tracing::info!("a pass was asked for; updating"),
+        KeepEvent::Written(report) => tracing::info!(
+            "{} files written; {} chunks to embed",
+            report.embedded_files,
+            report.pending_chunks
+        ),
+        KeepEvent::Passed(report) => {
+            if let Err(e) = print_report(report, &args, index_path.as_path()) {
+                tracing::warn!("cannot print the report: {e:#}");
+            }
+        }
+        // A failed pass (a full disk, an engine error) is reported; the next change tries
+        // again.
+        KeepEvent::Failed(e) => tracing::warn!("update failed: {e:#}"),
+        _ => {}
     };
     tracing::info!("watching {} for changes", args.location.repo.display());
-    while let Some(changed) = changes.next_batch(DEFAULT_DEBOUNCE)? {
-        tracing::info!("{changed} paths changed; updating");
-        match pass(&mut index) {
-            Ok(report) => print_report(&report, &args, index.path())?,
-            // A failed pass (a file vanished mid-read, a full disk) is reported; the next
-            // change tries again.
-            Err(e) => tracing::warn!("update failed: {e:#}"),
+    index.keep_current(
+        &args.location.repo,
+        &embedder,
+        &options,
+        &changes,
+        &control,
+        &on,
+    )?;
+    Ok(())
+}
+
+/// `index export` and `index import`.
+fn run_action(action: &IndexAction) -> Result<()> {
+    match action {
+        IndexAction::Export {
+            location,
+            output,
+            format,
+        } => {
+            let index = Index::open_read_only(location.index_path())?;
+            let vectors = index.export_vectors(output)?;
+            let bytes = std::fs::metadata(output).map_or(0, |m| m.len());
+            match format {
+                InfoFormat::Json => outln!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "file": output,
+                        "vectors": vectors,
+                        "bytes": bytes,
+                    }))?
+                )?,
+                InfoFormat::Text => outln!(
+                    "exported {vectors} vectors ({}) to {}",
+                    gguf_embed::hub::human_bytes(bytes),
+                    output.display()
+                )?,
+            }
+        }
+        IndexAction::Import {
+            file,
+            location,
+            format,
+        } => {
+            let index = location.index_path();
+            let report = Index::import_vectors(&index, file)?;
+            match format {
+                InfoFormat::Json => outln!("{}", serde_json::to_string_pretty(&report)?)?,
+                InfoFormat::Text => {
+                    outln!(
+                        "imported {} vectors ({} new to the index) from {}; {} chunks took theirs{}",
+                        report.vectors,
+                        report.new_vectors,
+                        file.display(),
+                        report.filled_chunks,
+                        if report.created {
+                            " (index created)"
+                        } else {
+                            ""
+                        }
+                    )?;
+                    outln!("index: {}", index.display())?;
+                }
+            }
         }
     }
     Ok(())
@@ -253,7 +356,7 @@ fn print_report(report: &UpdateReport, args: &IndexArgs, index: &Path) -> Result
                 .collect();
             skipped.sort();
             outln!(
-                "indexed {} files ({} embedded, {} unchanged, {} removed): {} chunks embedded, {} reused, {} tokens in {:.1} s{}",
+                "indexed {} files ({} written, {} unchanged, {} removed): {} chunks embedded, {} reused, {} tokens in {:.1} s{}; lexical search was complete after {:.1} s",
                 report.files,
                 report.embedded_files,
                 report.unchanged_files,
@@ -266,8 +369,21 @@ fn print_report(report: &UpdateReport, args: &IndexArgs, index: &Path) -> Result
                     format!(" ({:.0} tokens/s)", report.tokens as f64 / report.seconds)
                 } else {
                     String::new()
-                }
+                },
+                report.lexical_seconds,
             )?;
+            if report.pending_chunks > 0 {
+                outln!(
+                    "{} chunks wait for their vectors (files changed meanwhile were written first)",
+                    report.pending_chunks
+                )?;
+            }
+            if report.lexical_only_files > 0 {
+                outln!(
+                    "{} vendored or generated files are searched lexically only (--embed-vendored embeds them)",
+                    report.lexical_only_files
+                )?;
+            }
             if !skipped.is_empty() {
                 outln!("skipped: {}", skipped.join(", "))?;
             }
@@ -292,22 +408,157 @@ fn print_report(report: &UpdateReport, args: &IndexArgs, index: &Path) -> Result
     Ok(())
 }
 
-/// The index's writer lock, waiting (and saying so) while another process holds it.
-fn writer_lock(index: &Path) -> Result<WriterLock> {
+/// The index's writer lock. When another process holds it: with `--no-wait`, say who and
+/// return `None`; else wait, saying so, until the holder lets go (then this run updates the
+/// index itself) or, for a holder that keeps the index current, until it finished a pass that
+/// started after this run began (asked for through the request file): then the index is
+/// current and `None` is returned too.
+fn writer_lock(index: &Path, args: &IndexArgs) -> Result<Option<WriterLock>> {
     if let Some(lock) = WriterLock::acquire(index, false)? {
-        return Ok(lock);
+        return Ok(Some(lock));
     }
-    tracing::warn!(
-        "another gguf-embed process is updating {}; waiting for it to finish",
-        index.display()
-    );
-    Ok(WriterLock::acquire(index, true)?.expect("a blocking acquire returns the lock"))
+    let holder = WriterLock::holder(index);
+    let who = match &holder {
+        Some(h) => format!("`{}` (pid {})", h.command, h.pid),
+        None => "another gguf-embed process".to_string(),
+    };
+    let keeper = holder.as_ref().is_some_and(|h| h.keeps_current);
+    if args.no_wait {
+        let doing = if keeper {
+            "keeps it current"
+        } else {
+            "is updating it"
+        };
+        tracing::warn!("{who} {doing}; not waiting (--no-wait)");
+        print_beside(index, holder.as_ref(), false, args.format)?;
+        return Ok(None);
+    }
+    let passes = |index: &Path| -> Result<(u64, u64)> {
+        match Index::open_read_only(index) {
+            Ok(i) => Ok(i.passes()?),
+            Err(IndexError::Missing(_)) => Ok((0, 0)),
+            Err(e) => Err(e.into()),
+        }
+    };
+    let started_before = passes(index)?.0;
+    if keeper {
+        WriterLock::request_pass(index)?;
+        tracing::warn!(
+            "{who} keeps the index at {} current; waiting for a pass that started after this              one to finish (--no-wait returns at once)",
+            index.display()
+        );
+    } else {
+        tracing::warn!(
+            "another gguf-embed process is updating {} ({who}); waiting for it to finish",
+            index.display()
+        );
+    }
+    loop {
+        if let Some(lock) = WriterLock::acquire(index, false)? {
+            return Ok(Some(lock));
+        }
+        if keeper && passes(index)?.1 > started_before {
+            print_beside(index, holder.as_ref(), true, args.format)?;
+            return Ok(None);
+        }
+        std::thread::sleep(WAIT_POLL);
+    }
+}
+
+/// What a run that found the index held by another process prints: who holds it, whether
+/// this run waited for its pass, and the coverage now.
+fn print_beside(
+    index: &Path,
+    holder: Option<&Holder>,
+    waited: bool,
+    format: InfoFormat,
+) -> Result<()> {
+    let coverage = match Index::open_read_only(index) {
+        Ok(i) => Some(i.coverage()?),
+        Err(IndexError::Missing(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    match format {
+        InfoFormat::Json => outln!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "index": index,
+                "held_by": holder,
+                "waited": waited,
+                "coverage": coverage,
+            }))?
+        )?,
+        InfoFormat::Text => {
+            let who = holder.map_or("another gguf-embed process".to_string(), |h| {
+                format!("`{}` (pid {})", h.command, h.pid)
+            });
+            if waited {
+                outln!("{who} finished a pass that started after this run: the index is current")?;
+            } else if holder.is_some_and(|h| h.keeps_current) {
+                outln!("{who} keeps the index current; not waiting")?;
+            } else {
+                outln!("{who} is updating the index; not waiting")?;
+            }
+            if let Some(c) = coverage {
+                outln!("{}", coverage_line(&c))?;
+            }
+            outln!("index: {}", index.display())?;
+        }
+    }
+    Ok(())
+}
+
+/// The progress bars of a one-shot update: files written by the lexical pass, then chunks
+/// embedded.
+struct Bars {
+    bar: ProgressBar,
+}
+
+impl Bars {
+    fn new(enabled: bool) -> Self {
+        Self {
+            bar: index_bar(enabled),
+        }
+    }
+
+    fn show(&self, event: &UpdateEvent) {
+        let bar = &self.bar;
+        match event {
+            UpdateEvent::Planned { files } => {
+                bar.set_prefix("files");
+                bar.set_length(*files as u64);
+            }
+            UpdateEvent::Written { files, chunks } => {
+                bar.set_position(*files as u64);
+                bar.set_message(format!("{chunks} chunks written (searchable)"));
+            }
+            UpdateEvent::Embedded {
+                embedded,
+                total,
+                tokens,
+            } => {
+                if bar.prefix() != "embedded" {
+                    bar.set_prefix("embedded");
+                    bar.reset_elapsed();
+                }
+                bar.set_length(*total as u64);
+                bar.set_position(*embedded as u64);
+                let secs = bar.elapsed().as_secs_f64().max(1e-9);
+                bar.set_message(format!("chunks, {:.0} tokens/s", *tokens as f64 / secs));
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
 }
 
 fn index_bar(enabled: bool) -> ProgressBar {
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] files {pos}/{len} {msg} (ETA {eta})",
+            "{spinner} [{elapsed_precise}] {prefix} {pos}/{len} {msg} (ETA {eta})",
         )
         .expect("valid template"),
     );
@@ -347,17 +598,44 @@ pub fn run_search(args: SearchArgs, global: &GlobalArgs) -> Result<()> {
     options.context_lines = args.context;
     options.max_tokens = args.max_tokens;
     options.offset = args.offset;
-    let hits = index.search(embedder.as_ref(), &args.query, &options)?;
+    let found = index.search(embedder.as_ref(), &args.query, &options)?;
     match args.format {
-        SearchFormat::Json => outln!("{}", serde_json::to_string_pretty(&hits)?)?,
+        SearchFormat::Json => outln!("{}", serde_json::to_string_pretty(&found)?)?,
         SearchFormat::Jsonl => {
-            for hit in &hits {
+            for hit in &found.hits {
                 outln!("{}", serde_json::to_string(hit)?)?;
             }
+            eprintln!("{}", serde_json::json!({ "coverage": found.coverage }));
         }
-        SearchFormat::Text => print_hits(&hits, args.lines)?,
+        SearchFormat::Text => print_hits(&found, args.lines)?,
     }
     Ok(())
+}
+
+/// One line on how much of the index was searched semantically.
+pub fn coverage_line(c: &Coverage) -> String {
+    let mut line = if c.is_complete() {
+        format!("every chunk is embedded ({})", c.total)
+    } else {
+        let eta = match c.eta_seconds {
+            Some(s) if s >= 90.0 => format!(", about {:.0} min to go", s / 60.0),
+            Some(s) => format!(", about {s:.0} s to go"),
+            None => String::new(),
+        };
+        format!(
+            "semantic search covered {} of {} chunks ({:.0}%{eta}); lexical search covered all",
+            c.embedded,
+            c.total,
+            100.0 * c.embedded as f64 / c.total.max(1) as f64
+        )
+    };
+    if c.lexical_only > 0 {
+        line.push_str(&format!(
+            "; {} chunks of vendored or generated files are searched lexically only",
+            c.lexical_only
+        ));
+    }
+    line
 }
 
 /// The model for a search: the one given, or else the one the index was last built with.
@@ -373,9 +651,15 @@ pub fn search_embedder(index: &Index, args: &ModelArgs, global: &GlobalArgs) -> 
     model::load(args, global)
 }
 
-fn print_hits(hits: &[Hit], lines: usize) -> Result<()> {
+fn print_hits(found: &SearchResults, lines: usize) -> Result<()> {
+    let hits: &[Hit] = &found.hits;
+    let c = &found.coverage;
     if hits.is_empty() {
-        outln!("no results (is the index empty? run `gguf-embed index`)")?;
+        if c.total == 0 && c.lexical_only == 0 {
+            outln!("no results: the index is empty (run `gguf-embed index`)")?;
+        } else {
+            outln!("no results")?;
+        }
     }
     let bold = std::io::stdout().is_terminal();
     for hit in hits {
@@ -404,6 +688,9 @@ fn print_hits(hits: &[Hit], lines: usize) -> Result<()> {
         context(&hit.context_after)?;
         outln!()?;
     }
+    if !c.is_complete() {
+        outln!("({})", coverage_line(c))?;
+    }
     Ok(())
 }
 
@@ -429,6 +716,25 @@ fn print_stats(stats: &IndexStats, format: InfoFormat) -> Result<()> {
     outln!("index      {}", stats.path.display())?;
     outln!("files      {}", stats.files)?;
     outln!("chunks     {}", stats.chunks)?;
+    let c = &stats.coverage;
+    outln!(
+        "embedded   {} of {}{}",
+        c.embedded,
+        c.total,
+        match c.eta_seconds {
+            Some(s) => format!(" (about {:.0} min to go)", (s / 60.0).ceil()),
+            None if c.is_complete() => String::new(),
+            None => " (no indexer is running)".to_string(),
+        }
+    )?;
+    if stats.vendored_files + stats.generated_files > 0 {
+        outln!(
+            "lexical    {} vendored and {} generated files ({} chunks) are searched lexically only",
+            stats.vendored_files,
+            stats.generated_files,
+            c.lexical_only
+        )?;
+    }
     if let Some(f) = &stats.fingerprint {
         outln!(
             "model      {} ({}, sha256 {}…), {} dimensions",

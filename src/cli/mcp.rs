@@ -1,22 +1,25 @@
 //! `gguf-embed mcp`: code search for coding agents over the Model Context Protocol (stdio),
 //! with the official Rust SDK (`rmcp`).
 //!
-//! Tools: `search_code`, `index_status` and `update_index`. The server brings the index up to
-//! date in the background at start and after every burst of file changes (watch mode) when it
-//! can take the index's writer lock; when another process holds it (another agent's server,
-//! an `index --watch`), this one only searches. Searches
-//! never wait for indexing (SQLite's write-ahead log). Only protocol goes to stdout; logs go
-//! to stderr.
+//! Tools: `search_code`, `index_status` and `update_index`. When it can take the index's
+//! writer lock, the server keeps the index current for its whole life on a thread of its own
+//! ([`Index::keep_current`]): a lexical pass at start and after every burst of file changes
+//! (every chunk searchable lexically within seconds), and between passes the embedding queue,
+//! the files of the agent's searches first. When another process holds the lock (another
+//! agent's server, an `index --watch`), this one only searches, and takes over once that
+//! process is gone. Searches never wait for indexing: they read one state of the index, and
+//! their query is decoded before any queued document. Only protocol goes to stdout; logs go to
+//! stderr.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use anyhow::{Context, Result};
 use clap::Args;
 use gguf_embed::Embedder;
 use gguf_embed::index::{
-    Changes, DEFAULT_DEBOUNCE, Hit, Index, IndexError, IndexOptions, SearchMode, SearchOptions,
-    UpdateEvent, UpdateReport, WriterLock,
+    Changes, Coverage, DEFAULT_DEBOUNCE, Hit, Holder, Index, IndexError, IndexOptions, KeepControl,
+    KeepEvent, Requester, SearchMode, SearchOptions, UpdateEvent, UpdateReport, WriterLock,
 };
 use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
 use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
@@ -26,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::args::{GlobalArgs, ModelArgs};
-use super::index::{Location, search_embedder};
+use super::index::{Location, coverage_line, search_embedder};
 use super::model;
 
 #[derive(Debug, Clone, Args)]
@@ -40,21 +43,39 @@ pub struct McpArgs {
     pub no_update: bool,
 }
 
-/// What the server knows about indexing in progress.
+/// What the server knows about the indexing it does.
 #[derive(Debug, Clone, Default, Serialize)]
 struct Indexing {
-    /// An update is running in this server.
+    /// A pass runs in this server (its lexical step, or the embedding after it).
     in_progress: bool,
-    /// Files to embed in the running update.
+    /// `lexical`, `embedding` or `idle`.
+    phase: &'static str,
+    /// Passes started by this server.
+    passes: u64,
+    /// New or changed files to write in the running lexical step.
     planned_files: usize,
-    /// Files embedded so far.
+    /// Files written so far in it.
     done_files: usize,
-    /// Chunks written so far.
+    /// Chunks written so far in it.
     chunks: usize,
-    /// The last update's report.
+    /// Chunks embedded, of the chunks to embed, as the embedding last reported.
+    embedded: usize,
+    total: usize,
+    /// The last lexical step's report.
     last_report: Option<UpdateReport>,
-    /// The last update's error.
+    /// The last error.
     last_error: Option<String>,
+    /// The number of the last pass whose lexical step finished, or failed.
+    #[serde(skip)]
+    written_pass: u64,
+    #[serde(skip)]
+    failed_pass: u64,
+}
+
+/// The thread that keeps the index current, once started.
+struct Keeper {
+    requester: Requester,
+    control: Arc<KeepControl>,
 }
 
 /// The server's shared state.
@@ -63,9 +84,11 @@ struct State {
     index: PathBuf,
     embedder: Embedder,
     indexing: Mutex<Indexing>,
-    /// The writer lock, once this server has it; kept for the server's life, so that other
-    /// servers on the same index stay readers.
-    writer: Mutex<Option<WriterLock>>,
+    /// Told whenever `indexing` changes.
+    changed: Condvar,
+    /// Whether this server holds the writer lock (and keeps the index current).
+    writer: Mutex<bool>,
+    keeper: Mutex<Option<Keeper>>,
 }
 
 #[derive(Clone)]
@@ -139,7 +162,7 @@ impl CodeSearch {
     /// Searches the repository's code: hybrid (lexical + semantic) by default.
     #[tool(
         name = "search_code",
-        description = "Search the repository's code. Finds definitions by meaning (\"where do we retry uploads\"), by identifier, path fragment or error message. Returns whole chunks with path, line range, symbol and score; page with offset."
+        description = "Search the repository's code. Finds definitions by meaning (\"where do we retry uploads\"), by identifier, path fragment or error message. Returns whole chunks with path, line range, symbol and score, and the index's coverage (while it is being embedded, every chunk is searched lexically and the embedded ones semantically; the files of your hits are embedded first); page with offset."
     )]
     async fn search_code(
         &self,
@@ -174,39 +197,49 @@ impl CodeSearch {
         })
         .await
         .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
-        let hits = match searched {
-            Ok(hits) => hits,
+        let found = match searched {
+            Ok(found) => found,
             Err(IndexError::InvalidQuery(msg)) => return Err(ErrorData::invalid_params(msg, None)),
             Err(e) => return Ok(tool_error(&e)),
         };
-        let next_offset = offset + hits.len();
-        let text = render_hits(&hits, next_offset);
-        let structured = json!({ "results": hits, "next_offset": next_offset });
+        let next_offset = offset + found.hits.len();
+        let text = render_hits(&found.hits, &found.coverage, next_offset);
+        let structured = json!({
+            "results": found.hits,
+            "coverage": found.coverage,
+            "next_offset": next_offset,
+        });
         Ok(with_structure(text, structured))
     }
 
-    /// The index's files, chunks, model, last update and any update in progress.
+    /// The index's files, chunks, coverage, model, last update and any pass in progress.
     #[tool(
         name = "index_status",
-        description = "Files and chunks in the index, its model, the last update, and whether an update is in progress (with counts)."
+        description = "Files and chunks in the index, how many are embedded (coverage, with an estimate of the time left), its model, the last update, and whether a pass is in progress (with counts)."
     )]
     async fn index_status(
         &self,
         Parameters(_): Parameters<NoParams>,
     ) -> Result<CallToolResult, ErrorData> {
+        // The server's state first, the index after: a pass reported over has written
+        // everything the index then shows.
+        let indexing = self.state.indexing.lock().expect("not poisoned").clone();
+        let writer = *self.state.writer.lock().expect("not poisoned");
         let state = self.state.clone();
         let stats = tokio::task::spawn_blocking(move || {
             Index::open_read_only(&state.index).and_then(|i| i.stats())
         })
         .await
         .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
-        let indexing = self.state.indexing.lock().expect("not poisoned").clone();
-        // During a pass this server's lock is lent to it.
-        let writer =
-            self.state.writer.lock().expect("not poisoned").is_some() || indexing.in_progress;
-        let (files, chunks, fingerprint, last_run) = match &stats {
-            Ok(s) => (s.files, s.chunks, s.fingerprint.clone(), s.last_run.clone()),
-            Err(IndexError::Missing(_)) => (0, 0, None, None),
+        let (files, chunks, coverage, fingerprint, last_run) = match &stats {
+            Ok(s) => (
+                s.files,
+                s.chunks,
+                s.coverage,
+                s.fingerprint.clone(),
+                s.last_run.clone(),
+            ),
+            Err(IndexError::Missing(_)) => (0, 0, Coverage::default(), None, None),
             Err(e) => return Ok(tool_error(e)),
         };
         let value = json!({
@@ -214,34 +247,32 @@ impl CodeSearch {
             "index": self.state.index,
             "files": files,
             "chunks": chunks,
+            "coverage": coverage,
             "model": fingerprint,
             "last_update": last_run,
             "indexing": indexing,
             "writer": writer,
         });
-        let text = format!(
-            "{files} files, {chunks} chunks{}{}",
-            if indexing.in_progress {
-                format!(
-                    "; indexing: {}/{} files, {} chunks",
-                    indexing.done_files, indexing.planned_files, indexing.chunks
-                )
-            } else {
-                String::new()
-            },
-            if writer {
-                ""
-            } else {
-                "; another process keeps this index up to date"
-            }
+        let mut text = format!(
+            "{files} files, {chunks} chunks; {}",
+            coverage_line(&coverage)
         );
+        if indexing.in_progress {
+            text.push_str(&format!(
+                "; {}: {}/{} files written, {} chunks",
+                indexing.phase, indexing.done_files, indexing.planned_files, indexing.chunks
+            ));
+        }
+        if !writer {
+            text.push_str("; another process keeps this index up to date");
+        }
         Ok(with_structure(text, value))
     }
 
-    /// Runs an incremental update now.
+    /// Runs a pass now and returns once its lexical step is done.
     #[tool(
         name = "update_index",
-        description = "Bring the index up to date now (only new and changed chunks are embedded); reindex: true rebuilds it from scratch."
+        description = "Bring the index up to date now: changed files are written (searchable lexically) before this returns, and embedded in the background (only new and changed chunks); reindex: true rebuilds it from scratch."
     )]
     async fn update_index(
         &self,
@@ -252,18 +283,19 @@ impl CodeSearch {
             .await
             .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
         match result {
-            Ok(report) => {
+            Ok((report, coverage)) => {
                 let text = format!(
-                    "{} files: {} embedded, {} unchanged, {} removed; {} chunks embedded, {} reused",
+                    "{} files: {} written, {} unchanged, {} removed; {} chunks reused; {}",
                     report.files,
                     report.embedded_files,
                     report.unchanged_files,
                     report.removed_files,
-                    report.chunks,
-                    report.reused_chunks
+                    report.reused_chunks,
+                    coverage_line(&coverage)
                 );
-                let value = serde_json::to_value(&report)
+                let mut value = serde_json::to_value(&report)
                     .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+                value["coverage"] = json!(coverage);
                 Ok(with_structure(text, value))
             }
             Err(e) => Ok(CallToolResult::error(vec![ContentBlock::text(format!(
@@ -295,11 +327,11 @@ fn tool_error(e: &IndexError) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(e.to_string())])
 }
 
-fn render_hits(hits: &[Hit], next_offset: usize) -> String {
-    if hits.is_empty() {
-        return "no results".into();
-    }
+fn render_hits(hits: &[Hit], coverage: &Coverage, next_offset: usize) -> String {
     let mut out = String::new();
+    if hits.is_empty() {
+        out.push_str("no results\n");
+    }
     for hit in hits {
         let symbol = match (&hit.kind, &hit.symbol) {
             (Some(k), Some(s)) => format!("  {k} {s}"),
@@ -324,121 +356,216 @@ fn render_hits(hits: &[Hit], next_offset: usize) -> String {
         }
         out.push('\n');
     }
-    out.push_str(&format!("(next_offset: {next_offset})\n"));
+    if !coverage.is_complete() {
+        out.push_str(&format!("({})\n", coverage_line(coverage)));
+    }
+    if !hits.is_empty() {
+        out.push_str(&format!("(next_offset: {next_offset})\n"));
+    }
     out
 }
 
-/// One update pass, holding the writer lock (taken now if this server does not have it yet).
-fn update(state: &State, reindex: bool) -> Result<UpdateReport> {
-    let lock = {
-        let mut writer = state.writer.lock().expect("not poisoned");
-        if writer.is_none() {
-            *writer = WriterLock::acquire(&state.index, false)?;
+/// `update_index`: starts the keeper if it is not running, asks it for a pass (emptying the
+/// index first with `reindex`), and waits for that pass's lexical step.
+fn update(state: &Arc<State>, reindex: bool) -> Result<(UpdateReport, Coverage)> {
+    let (requester, control) = {
+        let mut keeper = state.keeper.lock().expect("not poisoned");
+        if keeper.is_none() {
+            *keeper = Some(start_keeper(state)?);
         }
-        if writer.is_none() {
-            return Err(IndexError::Busy(state.index.clone()).into());
-        }
-        // The lock stays with the server; the pass borrows it by taking it out and putting
-        // it back, so that two update calls never run at once.
-        writer.take().expect("checked above")
+        let k = keeper.as_ref().expect("set above");
+        (k.requester.clone(), k.control.clone())
     };
-    {
-        let mut indexing = state.indexing.lock().expect("not poisoned");
-        *indexing = Indexing {
-            in_progress: true,
-            ..Indexing::default()
-        };
+    if !*state.writer.lock().expect("not poisoned") {
+        return Err(IndexError::Busy(state.index.clone()).into());
     }
-    let result = run_update(state, lock, reindex);
     let mut indexing = state.indexing.lock().expect("not poisoned");
-    indexing.in_progress = false;
-    match result {
-        Ok((report, lock)) => {
-            *state.writer.lock().expect("not poisoned") = Some(lock);
-            indexing.last_report = Some(report.clone());
-            indexing.last_error = None;
-            Ok(report)
+    let before = indexing.passes;
+    if reindex {
+        control.request_reindex();
+    }
+    anyhow::ensure!(requester.request(), "the indexing thread stopped");
+    while indexing.written_pass <= before && indexing.failed_pass <= before {
+        indexing = state.changed.wait(indexing).expect("not poisoned");
+    }
+    if indexing.failed_pass > before {
+        anyhow::bail!(
+            "{}",
+            indexing
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "the update failed".into())
+        );
+    }
+    let report = indexing
+        .last_report
+        .clone()
+        .expect("a written pass has its report");
+    drop(indexing);
+    let coverage = Index::open_read_only(&state.index)?.coverage()?;
+    Ok((report, coverage))
+}
+
+/// Starts the thread that keeps the index current, when this server can take the writer lock
+/// (now or, if another process has it, once that process is gone).
+fn start_keeper(state: &Arc<State>) -> Result<Keeper> {
+    // Watching starts first, so that nothing changed during the first pass is missed.
+    let changes = match Changes::watch(&state.repo, Some(&state.index), DEFAULT_DEBOUNCE) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!("not watching for changes: {e:#}");
+            Changes::requests_only(&state.repo)
         }
-        Err((e, lock)) => {
-            *state.writer.lock().expect("not poisoned") = lock;
-            indexing.last_error = Some(format!("{e:#}"));
-            Err(e)
+    };
+    // Taken here, so that the caller knows at once whether this server is the writer.
+    let lock = take_lock(state)?;
+    let keeper = Keeper {
+        requester: changes.requester(),
+        control: Arc::new(KeepControl::default()),
+    };
+    let control = keeper.control.clone();
+    let state = state.clone();
+    std::thread::Builder::new()
+        .name("gguf-embed-keeper".into())
+        .spawn(move || keep_fresh(&state, changes, &control, lock))
+        .context("cannot start the indexing thread")?;
+    Ok(keeper)
+}
+
+/// The writer lock, announced as this server's, if no other process has it.
+fn take_lock(state: &State) -> Result<Option<WriterLock>> {
+    let lock = WriterLock::acquire(&state.index, false)?;
+    let mut writer = state.writer.lock().expect("not poisoned");
+    *writer = lock.is_some();
+    match lock {
+        Some(mut lock) => {
+            lock.announce(&Holder::this_process("gguf-embed mcp", true))?;
+            Ok(Some(lock))
+        }
+        None => {
+            let who = WriterLock::holder(&state.index)
+                .map_or("another gguf-embed process".into(), |h| {
+                    format!("`{}` (pid {})", h.command, h.pid)
+                });
+            tracing::info!("{who} keeps the index current; this server only searches");
+            Ok(None)
         }
     }
 }
 
-/// The update itself; gives the lock back either way.
-#[allow(clippy::type_complexity)]
-fn run_update(
-    state: &State,
-    lock: WriterLock,
-    reindex: bool,
-) -> Result<(UpdateReport, WriterLock), (anyhow::Error, Option<WriterLock>)> {
+/// Keeps the index current for the server's life. Without the writer lock, waits for file
+/// changes or requests and tries again: once the process that has it is gone, this server
+/// becomes the writer.
+fn keep_fresh(state: &State, changes: Changes, control: &KeepControl, lock: Option<WriterLock>) {
+    let mut lock = lock;
+    loop {
+        if let Some(lock) = lock.take() {
+            if let Err(e) = keep(state, &changes, control, lock) {
+                record_failure(state, &e);
+                tracing::warn!("not keeping the index current: {e:#}");
+            }
+            *state.writer.lock().expect("not poisoned") = false;
+        }
+        match changes.next_batch(DEFAULT_DEBOUNCE) {
+            Ok(Some(batch)) => match take_lock(state) {
+                Ok(Some(l)) => lock = Some(l),
+                // Whoever asked for this pass learns that it is not this server's to run.
+                Ok(None) if batch.requested => {
+                    record_failure(state, &IndexError::Busy(state.index.clone()).into());
+                }
+                Ok(None) => {}
+                Err(e) => record_failure(state, &e),
+            },
+            Ok(None) => return,
+            Err(e) => tracing::warn!("watching for changes: {e:#}"),
+        }
+    }
+}
+
+/// Notes a failed pass (or a pass this server cannot run) for `update_index` and the status.
+fn record_failure(state: &State, e: &anyhow::Error) {
+    let mut indexing = state.indexing.lock().expect("not poisoned");
+    indexing.passes += 1;
+    indexing.failed_pass = indexing.passes;
+    indexing.in_progress = false;
+    indexing.phase = "idle";
+    indexing.last_error = Some(format!("{e:#}"));
+    state.changed.notify_all();
+}
+
+/// The keeper itself, with the writer lock.
+fn keep(state: &State, changes: &Changes, control: &KeepControl, lock: WriterLock) -> Result<()> {
     let options = match Index::open_read_only(&state.index)
         .ok()
         .and_then(|i| i.fingerprint().ok().flatten())
     {
         // Keep the index's own settings, so that the server never trips on a mismatch.
-        Some(f) if !reindex => IndexOptions::default()
+        Some(f) => IndexOptions::default()
             .with_chunk_tokens(f.chunk_tokens)
             .with_dimensions(f.dimensions),
-        _ => IndexOptions::default(),
+        None => IndexOptions::default(),
     };
-    let mut index = match Index::open_or_create(&state.index, &state.embedder, &options, reindex) {
-        Ok(i) => i,
-        Err(e) => return Err((e.into(), Some(lock))),
-    };
+    let mut index = Index::open_or_create(&state.index, &state.embedder, &options, false)?;
     index.hold_writer(lock);
-    let progress = |event: &UpdateEvent| {
+    let on = |event: KeepEvent<'_>| {
         let mut indexing = state.indexing.lock().expect("not poisoned");
         match event {
-            UpdateEvent::Planned { files } => indexing.planned_files = *files,
-            UpdateEvent::Progress { files, chunks, .. } => {
+            KeepEvent::Started(_) => {
+                indexing.passes += 1;
+                indexing.in_progress = true;
+                indexing.phase = "lexical";
+                indexing.planned_files = 0;
+                indexing.done_files = 0;
+                indexing.chunks = 0;
+            }
+            KeepEvent::Progress(UpdateEvent::Planned { files }) => indexing.planned_files = *files,
+            KeepEvent::Progress(UpdateEvent::Written { files, chunks }) => {
                 indexing.done_files = *files;
                 indexing.chunks = *chunks;
             }
+            KeepEvent::Progress(UpdateEvent::Embedded {
+                embedded, total, ..
+            }) => {
+                indexing.embedded = *embedded;
+                indexing.total = *total;
+            }
+            KeepEvent::Written(report) => {
+                indexing.phase = "embedding";
+                indexing.last_report = Some(report.clone());
+                indexing.last_error = None;
+                indexing.written_pass = indexing.passes;
+            }
+            KeepEvent::Passed(report) => {
+                indexing.in_progress = false;
+                indexing.phase = "idle";
+                tracing::info!(
+                    "index up to date: {} files, {} chunks embedded, {} reused, {} waiting",
+                    report.files,
+                    report.chunks,
+                    report.reused_chunks,
+                    report.pending_chunks
+                );
+            }
+            KeepEvent::Failed(e) => {
+                indexing.in_progress = false;
+                indexing.phase = "idle";
+                indexing.last_error = Some(e.to_string());
+                indexing.failed_pass = indexing.passes;
+                tracing::info!("the update failed: {e:#}");
+            }
             _ => {}
         }
+        state.changed.notify_all();
     };
-    let report = index.update(&state.repo, &state.embedder, &options, &progress);
-    let lock = index.release_writer();
-    match (report, lock) {
-        (Ok(r), Some(lock)) => Ok((r, lock)),
-        (Ok(_), None) => Err((anyhow::anyhow!("the writer lock was lost"), None)),
-        (Err(e), lock) => Err((e.into(), lock)),
-    }
-}
-
-/// Updates the index now and after every burst of file changes, for the server's life. When
-/// another process holds the writer lock, the passes are refused and this server only
-/// searches; once that process is gone, the next change makes this server the writer.
-fn keep_fresh(state: &State) {
-    // Watching starts first, so that nothing changed during the first pass is missed.
-    let changes = match Changes::watch(&state.repo, Some(&state.index), DEFAULT_DEBOUNCE) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            tracing::warn!("not watching for changes: {e:#}");
-            None
-        }
-    };
-    let pass = || match update(state, false) {
-        Ok(r) => tracing::info!(
-            "index up to date: {} files, {} chunks embedded, {} reused",
-            r.files,
-            r.chunks,
-            r.reused_chunks
-        ),
-        Err(e) => tracing::info!("not updating the index: {e:#}"),
-    };
-    pass();
-    let Some(changes) = changes else { return };
-    loop {
-        match changes.next_batch(DEFAULT_DEBOUNCE) {
-            Ok(Some(_)) => pass(),
-            Ok(None) => return,
-            Err(e) => tracing::warn!("watching for changes: {e:#}"),
-        }
-    }
+    index.keep_current(
+        &state.repo,
+        &state.embedder,
+        &options,
+        changes,
+        control,
+        &on,
+    )?;
+    Ok(())
 }
 
 /// The model: the one given, else the one the index was built with, else the default.
@@ -463,12 +590,17 @@ pub fn run(args: McpArgs, global: &GlobalArgs) -> Result<()> {
         repo,
         index,
         embedder,
-        indexing: Mutex::new(Indexing::default()),
-        writer: Mutex::new(None),
+        indexing: Mutex::new(Indexing {
+            phase: "idle",
+            ..Indexing::default()
+        }),
+        changed: Condvar::new(),
+        writer: Mutex::new(false),
+        keeper: Mutex::new(None),
     });
     if !args.no_update {
-        let state = state.clone();
-        std::thread::spawn(move || keep_fresh(&state));
+        let keeper = start_keeper(&state)?;
+        *state.keeper.lock().expect("not poisoned") = Some(keeper);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -104,5 +104,19 @@ pub fn embedder_options(args: &ModelArgs) -> EmbedderOptions {
     if let Some(sequences) = args.batch_sequences {
         options = options.with_batch_sequences(sequences);
     }
+    if let Some(delay) = test_decode_delay() {
+        options = options.with_decode_observer(move |_| std::thread::sleep(delay));
+    }
     options
+}
+
+/// For tests only: `GGUF_EMBED_TEST_DECODE_DELAY_MS` makes the engine thread sleep that long
+/// after every decode, so that a test can observe an index while it is being embedded with
+/// the tiny fixture model (whose decodes are nearly free) without timing anything.
+fn test_decode_delay() -> Option<std::time::Duration> {
+    let ms: u64 = std::env::var("GGUF_EMBED_TEST_DECODE_DELAY_MS")
+        .ok()?
+        .parse()
+        .ok()?;
+    Some(std::time::Duration::from_millis(ms))
 }

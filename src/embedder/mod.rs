@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 
 pub use options::{
     Bf16Weights, DEFAULT_MAX_TOKENS, DecodeObserver, DecodeStats, EmbedOptions, EmbedderOptions,
-    MIN_DIMENSIONS, PrepackedWeights, Truncation,
+    MIN_DIMENSIONS, PrepackedWeights, Priority, Truncation,
 };
 pub use tokens::{Token, Tokenized};
 
@@ -340,6 +340,7 @@ impl Embedder {
                 seqs: sequences,
                 reply,
                 cancelled: Arc::clone(&cancelled),
+                priority: options.priority,
             };
             let sent = self
                 .inner

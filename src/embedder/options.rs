@@ -304,6 +304,22 @@ pub enum Truncation {
     Error,
 }
 
+/// Which queued texts the engine decodes first. Texts of a higher priority are decoded before
+/// any queued text of a lower one, and a decode that starts with [`Query`](Self::Query) texts
+/// holds query texts only, so that a query waits at most for the decode in progress, however
+/// many documents are queued. Within one priority, requests run in the order they came.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Priority {
+    /// Background work (indexing documents): decoded when nothing else waits.
+    Background,
+    /// Ordinary requests (the default).
+    #[default]
+    Normal,
+    /// Interactive queries: decoded before everything else, in decodes of their own.
+    Query,
+}
+
 /// Options for one embedding call. Build it with the `with_*` methods.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -321,6 +337,8 @@ pub struct EmbedOptions {
     /// Log a warning when texts were truncated (default true; callers that report
     /// truncation themselves, like the repository index, turn it off).
     pub warn_on_truncation: bool,
+    /// Which queued texts the engine decodes first (see [`Priority`]).
+    pub priority: Priority,
 }
 
 impl Default for EmbedOptions {
@@ -332,6 +350,7 @@ impl Default for EmbedOptions {
             max_tokens: None,
             truncation: Truncation::End,
             warn_on_truncation: true,
+            priority: Priority::Normal,
         }
     }
 }
@@ -386,6 +405,12 @@ impl EmbedOptions {
     /// Turns the truncation warning on or off.
     pub fn with_truncation_warning(mut self, warn: bool) -> Self {
         self.warn_on_truncation = warn;
+        self
+    }
+
+    /// Sets the priority of these texts in the engine's queue.
+    pub fn with_priority(mut self, priority: Priority) -> Self {
+        self.priority = priority;
         self
     }
 }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::time::Instant;
 
-use super::options::{DecodeObserver, DecodeStats};
+use super::options::{DecodeObserver, DecodeStats, Priority};
 use crate::batch::{DecodeLimits, SCAN_LIMIT, context_size_for, pick_next};
 use crate::engine::{Context, ContextParams, Model};
 use crate::error::{Error, Result};
@@ -24,6 +24,8 @@ pub(crate) struct Job {
     pub reply: oneshot::Sender<Result<Vec<f32>>>,
     /// Set by the requester when it no longer wants the result.
     pub cancelled: Arc<AtomicBool>,
+    /// Which jobs' sequences are decoded first (see `plan`).
+    pub priority: Priority,
 }
 
 /// What the worker shares with the embedder handles.
@@ -172,15 +174,12 @@ fn seq_len(queue: &VecDeque<Active>, slot: Slot) -> usize {
     queue[slot.job].job.seqs[slot.seq].len()
 }
 
-/// Picks the next decode across all queued jobs, oldest first, and removes the picked
-/// sequences from their jobs' pending lists.
+/// Picks the next decode across all queued jobs (what it decoded leaves their pending lists in
+/// `scatter`). Jobs of a higher priority come first, oldest first within a priority. When the most
+/// urgent pending job is a query, only queries share the decode: a query then waits at most for
+/// the decode in progress, never for documents packed beside it.
 fn plan(queue: &VecDeque<Active>, config: WorkerConfig) -> Option<Vec<Slot>> {
-    let candidates: Vec<Slot> = queue
-        .iter()
-        .enumerate()
-        .flat_map(|(job, a)| a.pending.iter().map(move |&seq| Slot { job, seq }))
-        .take(SCAN_LIMIT)
-        .collect();
+    let candidates = candidates(queue);
     let limits = DecodeLimits {
         tokens: config.base.n_ctx as usize,
         sequences: config.base.n_seq_max as usize,
@@ -190,6 +189,22 @@ fn plan(queue: &VecDeque<Active>, config: WorkerConfig) -> Option<Vec<Slot>> {
         return None;
     }
     Some(picked.into_iter().map(|i| candidates[i]).collect())
+}
+
+/// The pending sequences a decode may take, in the order `pick_next` should consider them:
+/// by job priority (highest first, a stable order so that older jobs stay first), queries
+/// alone when any query is pending.
+fn candidates(queue: &VecDeque<Active>) -> Vec<Slot> {
+    let mut jobs: Vec<usize> = (0..queue.len())
+        .filter(|&j| !queue[j].pending.is_empty())
+        .collect();
+    jobs.sort_by_key(|&j| std::cmp::Reverse(queue[j].job.priority));
+    let top = jobs.first().map(|&j| queue[j].job.priority);
+    jobs.into_iter()
+        .filter(|&j| top != Some(Priority::Query) || queue[j].job.priority == Priority::Query)
+        .flat_map(|job| queue[job].pending.iter().map(move |&seq| Slot { job, seq }))
+        .take(SCAN_LIMIT)
+        .collect()
 }
 
 /// Returns a context that holds `tokens` tokens: grows it for a long sequence, and shrinks it
@@ -275,5 +290,43 @@ fn finish_done(queue: &mut VecDeque<Active>, queued: &AtomicUsize) {
         } else {
             i += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn active(lengths: &[usize], priority: Priority) -> Active {
+        let (reply, _) = oneshot::channel();
+        let job = Job {
+            seqs: lengths.iter().map(|&n| vec![1; n]).collect(),
+            reply,
+            cancelled: Arc::new(AtomicBool::new(false)),
+            priority,
+        };
+        Active::new(job, 4, false)
+    }
+
+    fn picked(queue: &VecDeque<Active>) -> Vec<(usize, usize)> {
+        candidates(queue).iter().map(|s| (s.job, s.seq)).collect()
+    }
+
+    #[test]
+    fn queries_come_first_and_alone_then_normal_before_background() {
+        let mut queue: VecDeque<Active> = VecDeque::new();
+        queue.push_back(active(&[5, 5], Priority::Background));
+        queue.push_back(active(&[3], Priority::Normal));
+        queue.push_back(active(&[2], Priority::Query));
+        queue.push_back(active(&[4], Priority::Query));
+        // Only the queries, oldest first.
+        assert_eq!(picked(&queue), [(2, 0), (3, 0)]);
+        queue.remove(3);
+        queue.remove(2);
+        // No query: ordinary requests before background ones, each in order.
+        assert_eq!(picked(&queue), [(1, 0), (0, 0), (0, 1)]);
+        // A job with nothing left to decode takes no place.
+        queue[1].pending.clear();
+        assert_eq!(picked(&queue), [(0, 0), (0, 1)]);
     }
 }

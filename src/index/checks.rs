@@ -3,14 +3,14 @@
 
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::store::Store;
 use super::{IndexError, IndexOptions};
 use crate::Embedder;
 
 /// What an index is tied to: the model file and the settings that shape its vectors.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fingerprint {
     /// The model file's sha256.
     pub model_sha256: String,
@@ -74,7 +74,7 @@ impl Fingerprint {
     }
 
     /// Records this fingerprint in `store`.
-    pub(super) fn write(&self, store: &Store) -> Result<(), IndexError> {
+    pub(crate) fn write(&self, store: &Store) -> Result<(), IndexError> {
         for (key, value) in Self::KEYS.iter().zip(self.values()) {
             store.set_meta(key, &value)?;
         }

@@ -33,6 +33,17 @@ impl Rng {
 /// An index of `files` files with five chunks each: generated code, some chunks repeated
 /// word for word in other files (equal scores), and random unit vectors of `dims`.
 fn fill(path: &Path, files: usize, dims: usize) -> Store {
+    fill_with(path, files, &mut |rng| {
+        let mut v: Vec<f32> = (0..dims)
+            .map(|_| (rng.next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
+            .collect();
+        crate::vector::l2_normalize(&mut v);
+        v
+    })
+}
+
+/// [`fill`] with the vectors `vector` makes, in chunk order.
+fn fill_with(path: &Path, files: usize, vector: &mut dyn FnMut(&mut Rng) -> Vec<f32>) -> Store {
     let store = Store::create(path).unwrap();
     let mut rng = Rng(0x9e3779b97f4a7c15);
     // Per file: its path and its chunks' (text, parts, vector bytes).
@@ -50,10 +61,7 @@ fn fill(path: &Path, files: usize, dims: usize) -> Store {
                         .map(|_| format!("let {}_{} = {}();\n", rng.word(), rng.word(), rng.word()))
                         .collect()
                 };
-                let mut v: Vec<f32> = (0..dims)
-                    .map(|_| (rng.next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
-                    .collect();
-                crate::vector::l2_normalize(&mut v);
+                let v = vector(&mut rng);
                 let parts = super::lexical::parts_column(&text);
                 (text, parts, vector_blob(&v))
             })
@@ -72,6 +80,9 @@ fn fill(path: &Path, files: usize, dims: usize) -> Store {
             path,
             sha256: "",
             bytes: 0,
+            origin: 0,
+            lexical_only: false,
+            rank: 0,
             chunks: chunks
                 .iter()
                 .zip(hashes)
@@ -85,7 +96,7 @@ fn fill(path: &Path, files: usize, dims: usize) -> Store {
                     tokens: 10,
                     text,
                     parts,
-                    vector,
+                    vector: Some(vector),
                 })
                 .collect(),
         })
@@ -154,17 +165,30 @@ fn lexical_search_equals_the_reference_with_and_without_a_filter() {
     assert!(ties_seen, "the data should hold equal scores");
 }
 
-/// Every chunk's (path, first line, cosine) for `query`, best first, equal scores in id
-/// order, the first `k`: what a plain scan of the float vectors returns.
-fn reference_semantic(store: &Store, query: &[f32], k: usize) -> Vec<(String, usize, f32)> {
-    let mut all: Vec<(String, usize, f32)> = store
-        .all_vectors()
+/// Every embedded chunk's (path, first line, cosine) for `query`, best first, equal scores in
+/// id order (the order the scan meets them), the first `k`: what a plain scan of the float
+/// vectors returns.
+fn reference_semantic(db: &Path, query: &[f32], k: usize) -> Vec<(String, usize, f32)> {
+    let conn = Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT f.path, c.start_line, c.embedding FROM chunks c JOIN files f \
+             ON f.id = c.file_id WHERE c.embedding IS NOT NULL ORDER BY c.id",
+        )
+        .unwrap();
+    let mut all: Vec<(String, usize, f32)> = stmt
+        .query_map([], |r| {
+            let blob: Vec<u8> = r.get(2)?;
+            Ok((
+                r.get(0)?,
+                r.get::<_, i64>(1)? as usize,
+                super::search::dot_blob(&blob, query),
+            ))
+        })
         .unwrap()
-        .into_iter()
-        .map(|(path, start, _, blob)| (path, start, super::search::dot_blob(&blob, query)))
+        .map(Result::unwrap)
         .collect();
-    // all_vectors is in path and line order, which is also id order here (files and chunks
-    // were written in that order): a stable sort keeps it among equal scores.
+    // A stable sort keeps id order among equal scores.
     all.sort_by(|a, b| b.2.total_cmp(&a.2));
     all.truncate(k);
     all
@@ -209,12 +233,11 @@ fn the_scan_of_int8_codes_returns_what_the_float_scan_returns() {
 
     let with_codes = super::Index::open_read_only(&db).unwrap();
     assert!(with_codes.store.has_codes());
-    let store = Store::open_read_only(&db).unwrap();
     for q in &queries {
         for k in [1, 10, 30, 2001, 5000] {
             assert_eq!(
                 semantic(&with_codes, q, k),
-                reference_semantic(&store, q, k),
+                reference_semantic(&db, q, k),
                 "k {k}"
             );
         }
@@ -233,23 +256,67 @@ fn the_scan_of_int8_codes_returns_what_the_float_scan_returns() {
     let old = super::Index::open_read_only(&db).unwrap();
     assert!(!old.store.has_codes());
     for q in &queries[..3] {
-        assert_eq!(semantic(&old, q, 10), reference_semantic(&store, q, 10));
+        assert_eq!(semantic(&old, q, 10), reference_semantic(&db, q, 10));
     }
     drop(old);
     let upgraded = super::Index::open(&db).unwrap();
     assert!(upgraded.store.has_codes());
-    let (_, chunks) = upgraded.store.counts().unwrap();
+    let chunks = upgraded.store.counts().unwrap().total;
     let codes: i64 = Connection::open(&db)
         .unwrap()
         .query_row("SELECT count(*) FROM codes", [], |r| r.get(0))
         .unwrap();
     assert_eq!(codes as usize, chunks);
     for q in &queries {
-        assert_eq!(
-            semantic(&upgraded, q, 30),
-            reference_semantic(&store, q, 30)
-        );
+        assert_eq!(semantic(&upgraded, q, 30), reference_semantic(&db, q, 30));
     }
+}
+
+#[test]
+fn the_int8_scan_equals_the_float_scan_when_scores_tie() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("index.sqlite");
+    let dims = 32;
+    // Seven distinct unit vectors, each stored for about 140 chunks (identical scores for any
+    // query), built so that several also tie with one another on the axis queries below: the
+    // first four share their first value, and each has exactly two non-zero values.
+    let axis = |i: usize| {
+        let mut v = vec![0f32; dims];
+        v[i] = 1.0;
+        v
+    };
+    let mut bases: Vec<Vec<f32>> = Vec::new();
+    for (a, b) in [(1, 2), (1, 3), (1, 4), (1, 5), (0, 6), (7, 8), (9, 10)] {
+        let mut v = vec![0f32; dims];
+        v[0] = 0.6;
+        v[a] += 0.8;
+        v[b] += if a == 0 { 0.5 } else { 0.0 };
+        crate::vector::l2_normalize(&mut v);
+        bases.push(v);
+    }
+    let mut n = 0usize;
+    let store = fill_with(&db, 200, &mut |_| {
+        n += 1;
+        bases[(n * 5 + n / 7) % bases.len()].clone()
+    });
+    let mut queries: Vec<Vec<f32>> = bases.clone();
+    queries.extend([axis(0), axis(1), axis(6), axis(20)]);
+    drop(store);
+    let index = super::Index::open_read_only(&db).unwrap();
+    let (mut ties, mut cut_ties) = (0, 0);
+    for q in &queries {
+        let whole = reference_semantic(&db, q, 1000);
+        for k in [1, 2, 50, 139, 140, 141, 142, 280, 500, 999, 1000] {
+            let want = reference_semantic(&db, q, k);
+            assert_eq!(semantic(&index, q, k), want, "k {k}");
+            // Evidence that the case is the one named: equal scores in the list, and cut
+            // lists that end inside a run of equal scores.
+            ties += want.windows(2).filter(|w| w[0].2 == w[1].2).count();
+            cut_ties += (k < whole.len() && whole[k - 1].2 == whole[k].2) as usize;
+        }
+    }
+    assert!(ties > 1000, "{ties} equal neighbours");
+    assert!(cut_ties > 20, "{cut_ties} cuts inside a tie");
 }
 
 #[test]

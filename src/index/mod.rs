@@ -11,20 +11,31 @@
 //! let mut index = Index::open_or_create(".gguf-embed/index.sqlite", &embedder, &options, false)?;
 //! let report = index.update(".".as_ref(), &embedder, &options, &|_| {})?;
 //! println!("{} chunks embedded, {} reused", report.chunks, report.reused_chunks);
-//! let hits = index.search(Some(&embedder), "where is the config parsed", &SearchOptions::default())?;
-//! for hit in hits {
+//! let found = index.search(Some(&embedder), "where is the config parsed", &SearchOptions::default())?;
+//! for hit in found.hits {
 //!     println!("{}:{}-{} {:.3}", hit.path, hit.start_line, hit.end_line, hit.score);
 //! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Files are keyed by content hash and chunks by the hash of their exact embedded text: an
-//! update chunks new and changed files and embeds only the chunks whose text no stored chunk
-//! has (an unchanged chunk of an edited file, a moved file and a copied block keep their
-//! vectors), then removes deleted files; one transaction per group of whole files, so a run
-//! killed at any moment leaves a usable index and the next run goes on from there. The index
-//! records the model file's hash, quantization, dimensions and chunking; using it with another
-//! model is an error whose fix is `--reindex`.
+//! **Lexical first.** Every chunk exists in the index as soon as its file is chunked: its text
+//! in the full-text table (searchable at once) and a state, embedded or not. An update is two
+//! steps: the lexical pass ([`Index::update_lexical`]) writes every new and changed file's
+//! chunks, with the vector of any chunk whose exact text is stored already (an unchanged
+//! chunk of an edited file, a moved file, a copied block); then one writer drains the queue of
+//! chunks without a vector ([`Index::embed_pending`]) in priority order: the files of the
+//! lexical hits of recent searches (from any process: raising a file's priority is an UPDATE
+//! the writer reads between groups), then recently modified files, then source before tests,
+//! docs and data. A search reads one state of both ([`SearchResults::coverage`] says how much
+//! is embedded). `index --watch`, the MCP server and a one-shot update differ only in when
+//! they stop draining ([`Index::keep_current`]). Vendored and generated files are searched
+//! lexically only unless asked ([`Origin`]).
+//!
+//! Files are keyed by content hash and chunks by the hash of their exact embedded text; each
+//! group of files and each group of vectors is one transaction, so a run killed at any moment
+//! leaves a usable index and the next run goes on from there. The index records the model
+//! file's hash, quantization, dimensions and chunking; using it with another model is an
+//! error whose fix is `--reindex`.
 //!
 //! Semantic search is exact: every stored vector is compared with the query (a dot product of
 //! unit vectors). That stays well under the query's own embedding time up to a few hundred
@@ -34,27 +45,32 @@
 //! [`chunk_code`]): a hit is one function, method, class or the like, named and kinded in
 //! [`Hit::symbol`] and [`Hit::kind`]; other files are cut at lines ([`split`]).
 //!
-//! The modules: `store` (every SQL statement), `update` (walking, chunking, embedding only
-//! what changed), `pending` (the changed files read again group by group, so that an update
-//! holds the text of two groups at most, whatever the repository's size), `chunk` and `code`
-//! (line chunks, and tree-sitter chunks with the per-language tables), `search` (the three
-//! modes, fusion, filters, output shaping), `lexical` (terms and safe FTS5 queries), `filter`
-//! (globs, languages, path prefix), `checks` (the model fingerprint), `lock` (one writer per
-//! index), `watch` (batches of file changes).
+//! The modules: `store` (every SQL statement), `update` (the lexical pass and the embedding
+//! queue), `keep` (passes for as long as a process runs), `pending` (the changed files read
+//! again group by group, so that an update holds the text of one group at most, whatever the
+//! repository's size), `classify` (vendored, generated, source, tests, docs, data), `chunk`
+//! and `code` (line chunks, and tree-sitter chunks with the per-language tables), `search`
+//! (the three modes, fusion, filters, output shaping), `lexical` (terms and safe FTS5
+//! queries), `filter` (globs, languages, path prefix), `checks` (the model fingerprint), `lock`
+//! (one writer per index, who it is, and requests for a pass), `watch` (batches of file
+//! changes and requests).
 
 mod checks;
 mod chunk;
+mod classify;
 mod code;
 mod codes;
 #[cfg(test)]
 mod fast_path_tests;
 mod filter;
+mod keep;
 mod lexical;
 mod lock;
 mod pending;
 mod search;
 mod store;
 mod update;
+mod vector_file;
 mod walk;
 mod watch;
 
@@ -66,13 +82,16 @@ use serde::Serialize;
 
 pub use checks::Fingerprint;
 pub use chunk::{Chunk, chunk_file, embedded_text, split};
+pub use classify::{Class, Classifier, Origin, class_of};
 pub use code::chunk_code;
 pub use filter::{PathFilter, language_names, language_of};
+pub use keep::{KeepControl, KeepEvent};
 pub use lexical::{fts_query, identifier_parts};
-pub use lock::WriterLock;
-pub use search::{DEFAULT_RRF_K, Hit, SearchMode, SearchOptions, rrf};
+pub use lock::{Holder, WriterLock};
+pub use search::{DEFAULT_RRF_K, Hit, SearchMode, SearchOptions, SearchResults, rrf};
+pub use vector_file::{VectorFileHeader, VectorReader, VectorWriter};
 pub use walk::{DEFAULT_MAX_FILE_BYTES, SkipReason, SourceFile, Unreadable, Walk, walk};
-pub use watch::{Changes, DEFAULT_DEBOUNCE};
+pub use watch::{Batch, Changes, DEFAULT_DEBOUNCE, Requester};
 
 use crate::Embedder;
 use store::{Store, blob_vector};
@@ -142,6 +161,14 @@ pub enum IndexError {
     /// A search option or filter is not valid.
     #[error("{0}")]
     InvalidQuery(String),
+    /// A vector file that cannot be used.
+    #[error("{}: {reason}", path.display())]
+    VectorFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// Another process holds the index's writer lock.
     #[error(
         "another gguf-embed process is updating the index at {} (it holds {}); searches still work",
@@ -197,6 +224,9 @@ pub struct IndexOptions {
     /// own). An update holds the text of two groups at most (one being embedded, the next
     /// being chunked), so this bounds its memory whatever the size of the repository.
     pub group_bytes: usize,
+    /// Embed vendored and generated files too (by default they are searched lexically only:
+    /// see [`Origin`]).
+    pub embed_vendored: bool,
 }
 
 impl Default for IndexOptions {
@@ -207,6 +237,7 @@ impl Default for IndexOptions {
             limit: None,
             dimensions: None,
             group_bytes: DEFAULT_GROUP_BYTES,
+            embed_vendored: false,
         }
     }
 }
@@ -241,24 +272,42 @@ impl IndexOptions {
         self.group_bytes = bytes;
         self
     }
+
+    /// Embeds vendored and generated files too.
+    pub fn with_embed_vendored(mut self, embed: bool) -> Self {
+        self.embed_vendored = embed;
+        self
+    }
+
+    /// Whether files of this origin are searched lexically only.
+    pub fn is_lexical_only(&self, origin: Origin) -> bool {
+        origin != Origin::Own && !self.embed_vendored
+    }
 }
 
 /// Progress of an update, for progress bars.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum UpdateEvent {
-    /// The repository was walked: this many new or changed files will be embedded.
+    /// The repository was walked: this many new or changed files will be chunked and written.
     Planned {
-        /// Files to embed.
+        /// Files to write.
         files: usize,
     },
-    /// Changed files embedded so far.
-    Progress {
-        /// Files embedded.
+    /// The lexical pass wrote more files (searchable lexically from now on).
+    Written {
+        /// Files written so far in this pass.
         files: usize,
-        /// Chunks written (embedded or reused).
+        /// Their chunks.
         chunks: usize,
-        /// Tokens embedded.
+    },
+    /// More chunks were embedded.
+    Embedded {
+        /// Chunks of the index with their vector now.
+        embedded: usize,
+        /// Chunks that are to have one (lexical-only files aside).
+        total: usize,
+        /// Tokens embedded so far in this run.
         tokens: usize,
     },
 }
@@ -269,32 +318,105 @@ pub enum UpdateEvent {
 pub struct UpdateReport {
     /// Files in the repository that are indexed.
     pub files: usize,
-    /// Files embedded in this run (new or changed).
+    /// Files chunked and written in this run (new or changed).
     pub embedded_files: usize,
     /// Files left as they were.
     pub unchanged_files: usize,
     /// Files removed from the index (deleted, ignored, or beyond the limit).
     pub removed_files: usize,
-    /// Chunks embedded.
+    /// Chunk texts embedded.
     pub chunks: usize,
-    /// Chunks of new and changed files whose text was already stored (or embedded earlier
-    /// in the same group): they took that vector instead of being embedded.
+    /// Chunks of new and changed files whose text was already stored: they took that vector
+    /// instead of being embedded.
     pub reused_chunks: usize,
     /// Tokens embedded.
     pub tokens: usize,
     /// Chunks of a single line longer than the budget, embedded truncated.
     pub truncated_chunks: usize,
+    /// Files searched lexically only (vendored or generated; see [`Origin`]).
+    pub lexical_only_files: usize,
+    /// Chunks still waiting for their vector at the end (0 after a whole update).
+    pub pending_chunks: usize,
     /// Files skipped, by reason.
     pub skipped: HashMap<String, usize>,
     /// Files and folders that could not be read (also counted in `skipped`), with the error.
     /// The run went on without them; what the index held for them is kept.
     pub unreadable: Vec<Unreadable>,
     /// The most source text, in bytes, held in memory at once: files read and not yet
-    /// written (with their chunks). At most twice [`IndexOptions::group_bytes`], or twice
-    /// the largest file when that is larger.
+    /// written (with their chunks). At most [`IndexOptions::group_bytes`], or the largest
+    /// file when that is larger.
     pub peak_text_bytes: usize,
+    /// Wall time of the lexical pass: every chunk was searchable lexically after it.
+    pub lexical_seconds: f64,
     /// Wall time.
     pub seconds: f64,
+}
+
+impl UpdateReport {
+    /// Adds what an embedding run did.
+    pub fn add(&mut self, embedded: &EmbedReport) {
+        self.chunks += embedded.chunks;
+        self.tokens += embedded.tokens;
+        self.truncated_chunks += embedded.truncated_chunks;
+        self.pending_chunks = self.pending_chunks.saturating_sub(embedded.filled_chunks);
+    }
+}
+
+/// What [`Index::embed_pending`] did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct EmbedReport {
+    /// Distinct chunk texts embedded.
+    pub chunks: usize,
+    /// Chunks that took those vectors (several chunks may share a text).
+    pub filled_chunks: usize,
+    /// Tokens embedded.
+    pub tokens: usize,
+    /// Chunks of a single line longer than the budget, embedded truncated.
+    pub truncated_chunks: usize,
+    /// Whether the queue was drained (false: stopped when asked).
+    pub complete: bool,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// What [`Index::import_vectors`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ImportReport {
+    /// Vectors in the file.
+    pub vectors: u64,
+    /// Of those, vectors of texts the index had no vector for.
+    pub new_vectors: u64,
+    /// Chunks of the index that took a vector from the file.
+    pub filled_chunks: usize,
+    /// Whether the index was created by the import.
+    pub created: bool,
+    /// The CPU path that computed the file's vectors.
+    pub computed_on: String,
+}
+
+/// How much of an index is searchable semantically, at the moment of one read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Coverage {
+    /// Chunks with their vector.
+    pub embedded: usize,
+    /// Chunks that are to have one (every chunk is searchable lexically; chunks of
+    /// lexical-only files are not counted here).
+    pub total: usize,
+    /// Chunks of lexical-only files (vendored, generated): searched lexically only.
+    pub lexical_only: usize,
+    /// Seconds until every chunk is embedded, at the rate an indexer measured; `None` when
+    /// every chunk is, or no indexer is embedding.
+    pub eta_seconds: Option<f64>,
+}
+
+impl Coverage {
+    /// Whether every chunk that is to have a vector has it.
+    pub fn is_complete(&self) -> bool {
+        self.embedded >= self.total
+    }
 }
 
 /// The numbers `gguf-embed index --stats` shows.
@@ -305,8 +427,14 @@ pub struct IndexStats {
     pub path: PathBuf,
     /// Indexed files.
     pub files: usize,
-    /// Stored chunks.
+    /// Stored chunks (all searchable lexically).
     pub chunks: usize,
+    /// How many are embedded, of how many to embed.
+    pub coverage: Coverage,
+    /// Files searched lexically only because they are vendored.
+    pub vendored_files: usize,
+    /// Files searched lexically only because they are generated.
+    pub generated_files: usize,
     /// What the index is tied to.
     pub fingerprint: Option<Fingerprint>,
     /// Bytes on disk (database and write-ahead log).
@@ -340,6 +468,8 @@ pub struct Index {
     store: Store,
     /// The writer lock, once this handle has written or was given it.
     writer: Option<WriterLock>,
+    /// The number of the last lexical pass whose chunks are not all embedded yet.
+    pass: Option<u64>,
 }
 
 impl std::fmt::Debug for Index {
@@ -359,6 +489,7 @@ impl Index {
             path,
             store,
             writer: None,
+            pass: None,
         })
     }
 
@@ -371,6 +502,7 @@ impl Index {
             path,
             store,
             writer: None,
+            pass: None,
         })
     }
 
@@ -409,6 +541,7 @@ impl Index {
             path,
             store,
             writer: None,
+            pass: None,
         };
         let fingerprint = Fingerprint::of(&index.store, embedder, options)?;
         match index.fingerprint()? {
@@ -423,6 +556,20 @@ impl Index {
                 Ok(index)
             }
         }
+    }
+
+    /// Empties the index (keeping its model and settings, and its pass count) to build it
+    /// again from scratch.
+    pub fn clear(&mut self, embedder: &Embedder, options: &IndexOptions) -> Result<(), IndexError> {
+        self.ensure_writer()?;
+        let passes = self.store.passes()?;
+        self.store = Store::open_for_rebuild(&self.path)?;
+        Fingerprint::of(&self.store, embedder, options)?.write(&self.store)?;
+        self.store.set_meta("pass_started", &passes.0.to_string())?;
+        self.store
+            .set_meta("pass_finished", &passes.1.to_string())?;
+        self.pass = None;
+        Ok(())
     }
 
     /// Gives this handle the index's writer lock (taken with [`WriterLock::acquire`]).
@@ -496,9 +643,149 @@ impl Index {
             .collect())
     }
 
+    /// How much of the index is embedded, read in one statement.
+    pub fn coverage(&self) -> Result<Coverage, IndexError> {
+        self.store.snapshot(|| self.coverage_now())
+    }
+
+    /// The coverage as the current transaction sees it.
+    pub(super) fn coverage_now(&self) -> Result<Coverage, IndexError> {
+        let counts = self.store.counts()?;
+        self.coverage_of(&counts)
+    }
+
+    fn coverage_of(&self, counts: &store::Counts) -> Result<Coverage, IndexError> {
+        // A rate recorded long ago is from an indexer that is gone (killed): no estimate.
+        const FRESH: u64 = 120;
+        let eta_seconds = match self.store.rate()? {
+            Some((rate, at)) if counts.pending > 0 && rate > 0.0 && unix_now() <= at + FRESH => {
+                Some(counts.pending as f64 / rate)
+            }
+            _ => None,
+        };
+        Ok(Coverage {
+            embedded: counts.total - counts.pending.min(counts.total),
+            total: counts.total,
+            lexical_only: counts.lexical_only,
+            eta_seconds,
+        })
+    }
+
+    /// The last update pass started and the last one finished (see
+    /// [`WriterLock`]'s holder and `gguf-embed index` beside a watcher).
+    pub fn passes(&self) -> Result<(u64, u64), IndexError> {
+        self.store.passes()
+    }
+
+    /// Moves these files (paths relative to the repository) to the front of the embedding
+    /// queue, most recent request first and, within one request, in the order given; returns
+    /// how many still had chunks to embed. Works
+    /// from any process, beside a running indexer: it reads the queue between groups. An
+    /// index opened read-only is written through a second connection; when that fails (a
+    /// read-only disk, a writer holding SQLite's lock too long) nothing changes.
+    pub fn prioritize(&self, paths: &[&str]) -> Result<usize, IndexError> {
+        let by_path: HashMap<String, i64> = self
+            .store
+            .file_paths()?
+            .into_iter()
+            .map(|(id, p)| (p, id))
+            .collect();
+        let ids: Vec<i64> = paths
+            .iter()
+            .filter_map(|p| by_path.get(*p).copied())
+            .collect();
+        self.want(&ids)
+    }
+
+    /// Moves the files with these ids to the front of the queue (see [`prioritize`]).
+    ///
+    /// [`prioritize`]: Self::prioritize
+    pub(super) fn want(&self, ids: &[i64]) -> Result<usize, IndexError> {
+        let waiting = self.store.waiting_files(ids)?;
+        if waiting.is_empty() {
+            return Ok(0);
+        }
+        let at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        match Store::open_for_requests(&self.path) {
+            Ok(store) => store.want(&waiting, at),
+            Err(e) => {
+                tracing::debug!("cannot ask for files to be embedded first: {e}");
+                Ok(0)
+            }
+        }
+    }
+
+    /// Writes every distinct chunk text's vector (embedded or imported) to a vector file at
+    /// `dest` (atomically: a temporary file renamed when complete), with a header naming the
+    /// model, dimensions and chunk budget. Returns the vectors written.
+    pub fn export_vectors(&self, dest: &Path) -> Result<u64, IndexError> {
+        let fingerprint = self
+            .fingerprint()?
+            .ok_or_else(|| IndexError::Missing(self.path.clone()))?;
+        let mut writer = VectorWriter::create(dest, &VectorFileHeader::new(fingerprint))?;
+        self.store.snapshot(|| {
+            self.store
+                .each_vector(|hash, blob| writer.push_blob(hash, blob))
+        })?;
+        writer.finish()
+    }
+
+    /// Makes the vectors of a vector file available to the index at `path` (created if
+    /// absent, for the file's model and settings): every chunk of a text the file holds takes
+    /// its vector now, and chunks written later take it instead of being embedded. A file
+    /// for another model, size or budget is refused; a damaged one is refused whole. Takes
+    /// the writer lock ([`IndexError::Busy`] when another process has it).
+    pub fn import_vectors(path: &Path, file: &Path) -> Result<ImportReport, IndexError> {
+        let mut reader = VectorReader::open(file)?;
+        let header = reader.header().clone();
+        let Some(lock) = WriterLock::acquire(path, false)? else {
+            return Err(IndexError::Busy(path.to_path_buf()));
+        };
+        let created = !path.exists();
+        let mut index = if created {
+            ignore_in_git(path);
+            let store = Store::create(path)?;
+            header.fingerprint.write(&store)?;
+            Self {
+                path: path.to_path_buf(),
+                store,
+                writer: None,
+                pass: None,
+            }
+        } else {
+            Self::open(path)?
+        };
+        index.hold_writer(lock);
+        match index.fingerprint()? {
+            Some(built) => header.check(&built, file)?,
+            None => header.fingerprint.write(&index.store)?,
+        }
+        let vectors = reader.len();
+        let (new, filled) = index.store.import_vectors(&mut || reader.next_vector())?;
+        if header.computed_on != vector_file::cpu_path() {
+            tracing::info!(
+                "the vectors of {} were computed on another CPU path ({}); they can differ \
+                 from this machine's in their last bits",
+                file.display(),
+                header.computed_on
+            );
+        }
+        Ok(ImportReport {
+            vectors,
+            new_vectors: new,
+            filled_chunks: filled,
+            created,
+            computed_on: header.computed_on,
+        })
+    }
+
     /// Files, chunks, model, size on disk and the last run.
     pub fn stats(&self) -> Result<IndexStats, IndexError> {
-        let (files, chunks) = self.store.counts()?;
+        let counts = self.store.snapshot(|| self.store.counts())?;
+        let coverage = self.coverage_of(&counts)?;
+        let (files, chunks) = (counts.files, counts.total + counts.lexical_only);
         let mut wal = self.path.as_os_str().to_owned();
         wal.push("-wal");
         let bytes_on_disk = [self.path.clone(), PathBuf::from(wal)]
@@ -510,6 +797,9 @@ impl Index {
             path: self.path.clone(),
             files,
             chunks,
+            coverage,
+            vendored_files: counts.vendored_files,
+            generated_files: counts.generated_files,
             fingerprint: self.fingerprint()?,
             bytes_on_disk,
             last_run: self

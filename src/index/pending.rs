@@ -6,7 +6,9 @@
 use std::cell::Cell;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::time::SystemTime;
 
+use super::classify::Origin;
 use super::update::sha256_hex;
 use super::walk::{SkipReason, SourceFile, Unreadable, io_reason, read_source};
 
@@ -61,12 +63,17 @@ pub(super) struct Listed {
     pub path: PathBuf,
     /// Its size when the walk read it.
     pub bytes: usize,
+    /// Where its text comes from, as the walk saw it.
+    pub origin: Origin,
 }
 
-/// A file read again: its text, the text's hash, and the count that holds it.
+/// A file read again: its text, the text's hash, its origin and modification time, and the
+/// count that holds it.
 pub(super) struct ReadFile {
     pub file: SourceFile,
     pub sha256: String,
+    pub origin: Origin,
+    pub modified: Option<SystemTime>,
     pub held: HeldBytes,
 }
 
@@ -111,6 +118,10 @@ impl Iterator for Reader {
             match read_source(&listed.rel, &listed.path, self.max_file_bytes) {
                 Ok(Ok(text)) => {
                     return Some(ReadFile {
+                        origin: listed.origin,
+                        modified: std::fs::metadata(&listed.path)
+                            .and_then(|m| m.modified())
+                            .ok(),
                         held: self.held.hold(text.len()),
                         // The hash of the text read now: the file may have changed since
                         // the walk, and the stored hash must be that of the stored chunks.
@@ -157,6 +168,7 @@ mod tests {
             rel: rel.into(),
             path: dir.path().join(rel),
             bytes: 4,
+            origin: Origin::Own,
         };
         std::fs::write(dir.path().join("a.rs"), "fn a() {}\n").unwrap();
         std::fs::write(dir.path().join("empty.rs"), "\n").unwrap();

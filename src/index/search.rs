@@ -10,9 +10,8 @@ use serde::Serialize;
 use super::codes;
 use super::filter::{PathFilter, language_of};
 use super::lexical::fts_query;
-use super::store::blob_vector;
-use super::{Index, IndexError};
-use crate::{EmbedOptions, Embedder, Instruction, PendingEmbeddings, Task};
+use super::{Coverage, Index, IndexError};
+use crate::{EmbedOptions, Embedder, Instruction, PendingEmbeddings, Priority, Task};
 
 /// The reciprocal-rank-fusion constant: a result at rank `r` (from 1) of a list adds
 /// `1 / (k + r)` to its fused score. 60 is the value of the original RRF paper and of the
@@ -76,6 +75,7 @@ pub struct SearchOptions {
     /// Only files under this path.
     pub path_prefix: Option<String>,
     /// Only chunks at least this similar (cosine) to the query; not for lexical search.
+    /// Chunks not embedded yet have no similarity and are left out too.
     pub threshold: Option<f32>,
     /// Lines of the file before and after each hit (read from the repository).
     pub context_lines: usize,
@@ -148,7 +148,8 @@ pub struct Hit {
     /// The file's language, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub language: Option<&'static str>,
-    /// Cosine similarity to the query (semantic and hybrid search).
+    /// Cosine similarity to the query (semantic and hybrid search; absent for a chunk that is
+    /// not embedded yet, which hybrid search finds lexically).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub similarity: Option<f32>,
     /// Rank in the semantic list (from 1), when it was there.
@@ -167,6 +168,19 @@ pub struct Hit {
     pub context_after: Option<String>,
 }
 
+/// What a search found, and how much of the index it could search semantically: both read
+/// from the same state of the index.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct SearchResults {
+    /// The hits, best first.
+    #[serde(rename = "results")]
+    pub hits: Vec<Hit>,
+    /// The index's semantic coverage when it was searched (lexical search covers every
+    /// chunk written).
+    pub coverage: Coverage,
+}
+
 /// A ranked candidate before it becomes a [`Hit`].
 #[derive(Debug, Clone, PartialEq)]
 struct Ranked {
@@ -179,13 +193,18 @@ struct Ranked {
 
 impl Index {
     /// Searches the index. Semantic and hybrid search embed the query with `embedder`
-    /// (checked to be the model the index was built with); lexical search needs none.
+    /// (checked to be the model the index was built with; queued ahead of any documents
+    /// the embedder is indexing); lexical search needs none. The whole search reads one
+    /// state of the index, whatever a writer commits meanwhile: hybrid search covers every
+    /// chunk written so far lexically and every chunk embedded so far semantically, and the
+    /// coverage says how many that is. The files of the lexical hits that still wait for
+    /// their vectors move to the front of the embedding queue (see [`Index::prioritize`]).
     pub fn search(
         &self,
         embedder: Option<&Embedder>,
         query: &str,
         options: &SearchOptions,
-    ) -> Result<Vec<Hit>, IndexError> {
+    ) -> Result<SearchResults, IndexError> {
         if options.threshold.is_some() && options.mode == SearchMode::Lexical {
             return Err(IndexError::InvalidQuery(
                 "a similarity threshold needs semantic or hybrid search".into(),
@@ -202,6 +221,35 @@ impl Index {
             &options.languages,
             options.path_prefix.as_deref(),
         )?;
+        let embedder = match (options.mode.needs_model(), embedder) {
+            (false, _) => None,
+            (true, Some(e)) => Some(e),
+            (true, None) => {
+                return Err(IndexError::InvalidQuery(
+                    "semantic and hybrid search need a model".into(),
+                ));
+            }
+        };
+        let (results, lexical_files) = self
+            .store
+            .snapshot(|| self.search_snapshot(embedder, query, options, &filter))?;
+        // Outside the read transaction: this writes (through another connection when this
+        // one is read-only).
+        if let Err(e) = self.want(&lexical_files) {
+            tracing::debug!("cannot move the hits' files up the queue: {e}");
+        }
+        Ok(results)
+    }
+
+    /// The search itself, inside one read transaction; also returns the files of the lexical
+    /// list.
+    fn search_snapshot(
+        &self,
+        embedder: Option<&Embedder>,
+        query: &str,
+        options: &SearchOptions,
+        filter: &PathFilter,
+    ) -> Result<(SearchResults, Vec<i64>), IndexError> {
         let allowed: Option<HashSet<i64>> = if filter.is_empty() {
             None
         } else {
@@ -215,6 +263,9 @@ impl Index {
             )
         };
         let keep = |file_id: i64| allowed.as_ref().is_none_or(|a| a.contains(&file_id));
+        // Vendored and generated files are searched lexically only, vectors or not.
+        let lexical_only = self.store.lexical_only_files()?;
+        let keep_semantic = |file_id: i64| keep(file_id) && !lexical_only.contains(&file_id);
         let want = options.offset + options.k;
         // Fusion looks deeper than the page, so that a chunk ranked well by one list and
         // moderately by the other can still come first.
@@ -224,15 +275,6 @@ impl Index {
             want
         };
 
-        let embedder = match (options.mode.needs_model(), embedder) {
-            (false, _) => None,
-            (true, Some(e)) => Some(e),
-            (true, None) => {
-                return Err(IndexError::InvalidQuery(
-                    "semantic and hybrid search need a model".into(),
-                ));
-            }
-        };
         // The query is embedded on the engine's threads while this one runs the lexical
         // search: hybrid search then costs about the longer of the two, not their sum.
         let pending = embedder
@@ -251,7 +293,7 @@ impl Index {
         let (query_vector, semantic) = match pending {
             Some(pending) => {
                 let vector = pending.wait()?.remove(0).vector;
-                let hits = self.scan(&vector, pool, &keep)?;
+                let hits = self.scan(&vector, pool, &keep_semantic)?;
                 (Some(vector), hits)
             }
             None => (None, Vec::new()),
@@ -293,7 +335,15 @@ impl Index {
             .skip(options.offset)
             .take(options.k)
             .collect();
-        self.hits(page, options)
+        let hits = self.hits(page, options)?;
+        let coverage = self.coverage_now()?;
+        let lexical_ids: Vec<i64> = lexical.iter().map(|&(id, _)| id).collect();
+        let files = if coverage.is_complete() {
+            Vec::new()
+        } else {
+            self.store.files_of(&lexical_ids)?
+        };
+        Ok((SearchResults { hits, coverage }, files))
     }
 
     /// Queues a query's embedding for this index, after checking that `embedder` is its
@@ -310,7 +360,8 @@ impl Index {
         fingerprint.check_embedder(&self.store, embedder, &self.path)?;
         let embed = EmbedOptions::default()
             .with_instruction(instruction.clone())
-            .with_dimensions(fingerprint.dimensions);
+            .with_dimensions(fingerprint.dimensions)
+            .with_priority(Priority::Query);
         Ok(embedder.submit(&[query], &embed)?)
     }
 
@@ -319,7 +370,7 @@ impl Index {
     /// and `_` aside, so `parseInvoiceTotal` finds `parse_invoice_total`), in lexical order. The third list is what puts the chunk holding an
     /// identifier, a path or an error message first even when the query's meaning is vague
     /// to the model. Every candidate gets its cosine similarity (read for those only the
-    /// lexical list found).
+    /// lexical list found; none for a chunk not embedded yet).
     fn fuse(
         &self,
         semantic: &[(i64, f32)],
@@ -344,13 +395,15 @@ impl Index {
         let mut out = Vec::new();
         for (id, score) in rrf(&[&exact_ids, &sem_ids, &lex_ids], rrf_k) {
             let sim = match similarity.get(&id) {
-                Some(&s) => s,
-                None => crate::vector::dot(&blob_vector(&self.store.vector(id)?), query_vector),
+                Some(&s) => Some(s),
+                None => self
+                    .store
+                    .with_vector(id, |blob| blob.map(|b| dot_blob(b, query_vector)))?,
             };
             out.push(Ranked {
                 id,
                 score,
-                similarity: Some(sim),
+                similarity: sim,
                 semantic_rank: sem_ids.iter().position(|&x| x == id).map(|p| p + 1),
                 lexical_rank: lex_ids.iter().position(|&x| x == id).map(|p| p + 1),
             });
@@ -358,21 +411,25 @@ impl Index {
         Ok(out)
     }
 
-    /// The `k` chunks whose vectors are most similar to `query` (exact scan), best first.
+    /// The `k` embedded chunks whose vectors are most similar to `query` (exact scan), best
+    /// first, read from one state of the index (lexical-only files left out).
     pub fn search_vector(&self, query: &[f32], k: usize) -> Result<Vec<Hit>, IndexError> {
-        let ranked = self
-            .scan(query, k, &|_| true)?
-            .into_iter()
-            .enumerate()
-            .map(|(i, (id, s))| Ranked {
-                id,
-                score: s,
-                similarity: Some(s),
-                semantic_rank: Some(i + 1),
-                lexical_rank: None,
-            })
-            .collect();
-        self.hits(ranked, &SearchOptions::default())
+        self.store.snapshot(|| {
+            let lexical_only = self.store.lexical_only_files()?;
+            let ranked = self
+                .scan(query, k, &|file| !lexical_only.contains(&file))?
+                .into_iter()
+                .enumerate()
+                .map(|(i, (id, s))| Ranked {
+                    id,
+                    score: s,
+                    similarity: Some(s),
+                    semantic_rank: Some(i + 1),
+                    lexical_rank: None,
+                })
+                .collect();
+            self.hits(ranked, &SearchOptions::default())
+        })
     }
 
     /// The ids and scores of the `k` best chunks of the files `keep` accepts.
@@ -419,8 +476,11 @@ impl Index {
             floor.worst()
         };
         for (id, upper) in candidates {
-            if upper >= reach {
-                let score = self.store.with_vector(id, |blob| dot_blob(blob, query))?;
+            if upper >= reach
+                && let Some(score) = self
+                    .store
+                    .with_vector(id, |blob| blob.map(|b| dot_blob(b, query)))?
+            {
                 best.offer(score, id);
             }
         }

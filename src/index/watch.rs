@@ -1,11 +1,14 @@
 //! Noticing that a repository changed, so that an index can be kept current: file-system
 //! events (inotify, FSEvents, ...) through `notify`, debounced, filtered to the files an
-//! update would look at, and delivered as batches. Nothing runs while nothing changes.
+//! update would look at, and delivered as batches; and requests for a pass, from this process
+//! ([`Requester`]) or another one (the index's request file, see
+//! [`WriterLock::request_pass`](super::WriterLock::request_pass)). Nothing runs while nothing
+//! changes.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::Duration;
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
@@ -18,10 +21,51 @@ use super::IndexError;
 /// switch or a formatter run that touches a thousand files becomes one batch.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(500);
 
-/// Batches of changed paths under a repository.
+/// What wakes a keeper: file events, or a request for a pass.
+enum Signal {
+    Events(DebounceEventResult),
+    Request,
+}
+
+/// What happened since the last batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Batch {
+    /// Paths that changed in a way an update would see.
+    pub changed: usize,
+    /// Whether a pass was asked for (by this process or another one).
+    pub requested: bool,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.changed == 0 && !self.requested
+    }
+
+    fn merge(&mut self, other: Batch) {
+        self.changed += other.changed;
+        self.requested |= other.requested;
+    }
+}
+
+/// Asks the keeper that reads a [`Changes`] for a pass, from any thread.
+#[derive(Debug, Clone)]
+pub struct Requester(Sender<Signal>);
+
+impl Requester {
+    /// Asks for a pass; `false` when the keeper is gone.
+    pub fn request(&self) -> bool {
+        self.0.send(Signal::Request).is_ok()
+    }
+}
+
+/// Batches of changed paths under a repository, and requests for passes.
 pub struct Changes {
-    rx: Receiver<DebounceEventResult>,
-    _debouncer: Debouncer<RecommendedWatcher>,
+    rx: Receiver<Signal>,
+    tx: Sender<Signal>,
+    _debouncer: Option<Debouncer<RecommendedWatcher>>,
+    /// What arrived while a pass ran (see [`Changes::has_pending`]).
+    pending: Mutex<Batch>,
     root: PathBuf,
     /// The top-level ignore files' rules, read again whenever one of them changes.
     ignore: Mutex<Gitignore>,
@@ -31,6 +75,8 @@ pub struct Changes {
     /// finds nothing, forever.
     seen: Mutex<HashMap<PathBuf, Option<Stamp>>>,
     index: Option<PathBuf>,
+    /// The index's request file.
+    request: Option<PathBuf>,
 }
 
 /// The ignore files an update honours in every folder.
@@ -88,7 +134,9 @@ impl std::fmt::Debug for Changes {
 
 impl Changes {
     /// Starts watching `repo` recursively. Changes to `index` (the index file, its log and
-    /// lock) are never reported, so that writing the index does not wake the watcher.
+    /// lock) are never reported, so that writing the index does not wake the watcher; a write
+    /// to its request file is reported as a request (the index's folder is watched too when
+    /// it lies outside the repository).
     pub fn watch(
         repo: &Path,
         index: Option<&Path>,
@@ -96,7 +144,11 @@ impl Changes {
     ) -> Result<Self, IndexError> {
         let root = std::fs::canonicalize(repo).map_err(|e| IndexError::io(repo, e))?;
         let (tx, rx) = channel();
-        let mut debouncer = new_debouncer(debounce, tx).map_err(|e| watch_error(&root, e))?;
+        let events = tx.clone();
+        let mut debouncer = new_debouncer(debounce, move |r| {
+            let _ = events.send(Signal::Events(r));
+        })
+        .map_err(|e| watch_error(&root, e))?;
         debouncer
             .watcher()
             .watch(&root, RecursiveMode::Recursive)
@@ -111,47 +163,114 @@ impl Changes {
                 .zip(i.file_name())
                 .map_or_else(|| i.to_path_buf(), |(d, n)| d.join(n))
         });
+        let request = index.as_deref().map(super::WriterLock::request_path);
+        if let Some(dir) = index.as_deref().and_then(Path::parent)
+            && !dir.starts_with(&root)
+        {
+            debouncer
+                .watcher()
+                .watch(dir, RecursiveMode::NonRecursive)
+                .map_err(|e| watch_error(dir, e))?;
+        }
         // Taken after the watch began: a change made before this stamp was taken is in the
         // files a first pass reads after this returns, and one made after it changes a stamp.
-        let seen = Mutex::new(stamps_now(&root));
+        let mut stamps = stamps_now(&root);
+        if let Some(r) = &request {
+            stamps.insert(r.clone(), stamp(r));
+        }
         Ok(Self {
             rx,
-            _debouncer: debouncer,
+            tx,
+            _debouncer: Some(debouncer),
+            pending: Mutex::new(Batch::default()),
             root,
             ignore,
-            seen,
+            seen: Mutex::new(stamps),
             index,
+            request,
         })
     }
 
-    /// Blocks until files an update would look at changed, then returns how many paths
-    /// changed (after `settle` more of quiet, batches that follow each other are merged).
-    /// `Ok(None)` when the watcher stopped.
-    pub fn next_batch(&self, settle: Duration) -> Result<Option<usize>, IndexError> {
+    /// Changes that only ever report requests (when the repository cannot be watched).
+    pub fn requests_only(repo: &Path) -> Self {
+        let (tx, rx) = channel();
+        Self {
+            rx,
+            tx,
+            _debouncer: None,
+            pending: Mutex::new(Batch::default()),
+            root: repo.to_path_buf(),
+            ignore: Mutex::new(Gitignore::empty()),
+            seen: Mutex::new(HashMap::new()),
+            index: None,
+            request: None,
+        }
+    }
+
+    /// A handle that asks for a pass from any thread.
+    pub fn requester(&self) -> Requester {
+        Requester(self.tx.clone())
+    }
+
+    /// Blocks until files an update would look at changed, or a pass was asked for, then
+    /// returns what happened (after `settle` more of quiet, batches that follow each other are
+    /// merged). `Ok(None)` when the watcher stopped.
+    pub fn next_batch(&self, settle: Duration) -> Result<Option<Batch>, IndexError> {
+        let mut batch =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
         loop {
-            let first = match self.rx.recv() {
-                Ok(batch) => batch,
-                Err(_) => return Ok(None),
-            };
-            let mut changed = self.relevant(first)?;
+            if batch.is_empty() {
+                match self.rx.recv() {
+                    Ok(signal) => batch.merge(self.relevant(signal)?),
+                    Err(_) => return Ok(None),
+                }
+                continue;
+            }
             loop {
                 match self.rx.recv_timeout(settle) {
-                    Ok(batch) => changed += self.relevant(batch)?,
+                    Ok(signal) => batch.merge(self.relevant(signal)?),
                     Err(RecvTimeoutError::Timeout) => break,
                     Err(RecvTimeoutError::Disconnected) => return Ok(None),
                 }
             }
-            if changed > 0 {
-                return Ok(Some(changed));
+            if !batch.is_empty() {
+                return Ok(Some(batch));
             }
         }
     }
 
-    /// How many paths of a batch changed in a way an update would see. A change to a
-    /// top-level ignore file reads its rules again first (reading it is an event too, which
-    /// [`stamp_changed`](Self::stamp_changed) then tells from a change).
-    fn relevant(&self, batch: DebounceEventResult) -> Result<usize, IndexError> {
+    /// Whether something arrived that the next batch will report, without waiting: a keeper
+    /// asks between groups of embeddings, so that changes are written (and searchable)
+    /// before the rest of the queue is embedded.
+    pub fn has_pending(&self) -> Result<bool, IndexError> {
+        let mut arrived = Batch::default();
+        // Empty or disconnected: nothing more now (a stopped watcher shows at the next batch).
+        while let Ok(signal) = self.rx.try_recv() {
+            arrived.merge(self.relevant(signal)?);
+        }
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.merge(arrived);
+        Ok(!pending.is_empty())
+    }
+
+    /// What a signal means for an update: how many paths of a batch changed in a way an
+    /// update would see, or a request. A change to a top-level ignore file reads its rules
+    /// again first (reading it is an event too, which [`stamp_changed`](Self::stamp_changed)
+    /// then tells from a change).
+    fn relevant(&self, signal: Signal) -> Result<Batch, IndexError> {
+        let batch = match signal {
+            Signal::Request => {
+                return Ok(Batch {
+                    changed: 0,
+                    requested: true,
+                });
+            }
+            Signal::Events(batch) => batch,
+        };
         let events = batch.map_err(|e| watch_error(&self.root, e))?;
+        let requested = events.iter().any(|e| {
+            self.request.as_deref() == Some(e.path.as_path()) && self.stamp_changed(&e.path)
+        });
         let (rules, others): (Vec<&Path>, Vec<&Path>) = events
             .iter()
             .map(|e| e.path.as_path())
@@ -168,7 +287,10 @@ impl Changes {
             .into_iter()
             .filter(|p| self.is_relevant(p) && self.stamp_changed(p))
             .count();
-        Ok(rules_changed + others_changed)
+        Ok(Batch {
+            changed: rules_changed + others_changed,
+            requested,
+        })
     }
 
     /// Whether `path` is one of the ignore files at the top of the repository.
@@ -252,7 +374,8 @@ mod tests {
         let n = changes
             .next_batch(Duration::from_millis(300))
             .unwrap()
-            .unwrap();
+            .unwrap()
+            .changed;
         assert!(n >= 50, "{n}");
         assert!(!changes.is_relevant(&changes.root.join("target/out.o")));
         assert!(!changes.is_relevant(&changes.root.join(".git/HEAD")));
@@ -278,5 +401,51 @@ mod tests {
             .unwrap();
         assert!(changes.is_relevant(&changes.root.join("gen/a.rs")));
         assert!(!changes.is_relevant(&changes.root.join("other/a.rs")));
+    }
+}
+
+#[cfg(test)]
+mod request_tests {
+    use super::*;
+
+    #[test]
+    fn requests_from_this_process_and_from_the_request_file_wake_the_keeper() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        std::fs::create_dir_all(&root).unwrap();
+        // The index outside the repository: its folder is watched for the request file.
+        let index = dir.path().join("elsewhere/index.sqlite");
+        std::fs::create_dir_all(index.parent().unwrap()).unwrap();
+        let changes = Changes::watch(&root, Some(&index), Duration::from_millis(50)).unwrap();
+        assert!(!changes.has_pending().unwrap());
+        assert!(changes.requester().request());
+        assert!(changes.has_pending().unwrap());
+        let batch = changes
+            .next_batch(Duration::from_millis(50))
+            .unwrap()
+            .unwrap();
+        assert_eq!((batch.changed, batch.requested), (0, true));
+        assert!(!changes.has_pending().unwrap());
+
+        super::super::WriterLock::request_pass(&index).unwrap();
+        let batch = changes
+            .next_batch(Duration::from_millis(100))
+            .unwrap()
+            .unwrap();
+        assert!(batch.requested);
+        assert_eq!(
+            batch.changed, 0,
+            "the request file is no change of the repository"
+        );
+
+        let manual = Changes::requests_only(&root);
+        manual.requester().request();
+        assert!(
+            manual
+                .next_batch(Duration::from_millis(10))
+                .unwrap()
+                .unwrap()
+                .requested
+        );
     }
 }
