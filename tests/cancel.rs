@@ -133,6 +133,38 @@ fn a_canceller_stops_a_waiting_request_with_cancelled() {
     );
 }
 
+/// A canceller made before the call (as the Node package makes one for an `AbortSignal`)
+/// cancels a request that is queued behind the engine's decode, with no window between queueing
+/// and taking the request's own canceller; one cancelled beforehand runs nothing at all.
+#[test]
+fn a_canceller_made_before_the_call_cancels_it() {
+    let (embedder, gate) = gated(EmbedderOptions::default());
+    let first = embedder
+        .submit(&["held by the engine"], &EmbedOptions::documents())
+        .unwrap();
+    let held_tokens = gate.entered();
+    let canceller = gguf_embed::Canceller::new();
+    let queued = embedder
+        .submit_with_canceller(&TEXTS, &EmbedOptions::documents(), &canceller)
+        .unwrap();
+    let early = gguf_embed::Canceller::new();
+    early.cancel();
+    let never = embedder
+        .submit_with_canceller(&TEXTS, &EmbedOptions::documents(), &early)
+        .unwrap();
+    canceller.cancel();
+    gate.release();
+    assert_eq!(first.wait().unwrap().len(), 1);
+    for pending in [queued, never] {
+        match pending.wait() {
+            Err(Error::Cancelled) => {}
+            other => panic!("expected Cancelled, got {other:?}"),
+        }
+    }
+    assert_eq!(gate.tokens(), held_tokens, "cancelled texts were decoded");
+    assert_eq!(embedder.queued(), 0);
+}
+
 #[test]
 fn dropping_a_pending_request_stops_its_work() {
     let (embedder, gate) = gated(EmbedderOptions::default());

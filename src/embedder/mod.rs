@@ -224,6 +224,19 @@ impl Embedder {
         texts: &[S],
         options: &EmbedOptions,
     ) -> Result<PendingEmbeddings> {
+        self.submit_with_canceller(texts, options, &Canceller::new())
+    }
+
+    /// [`submit`](Self::submit) with a canceller made beforehand: a caller that can be told to
+    /// cancel on another thread while this call is still queueing (a JavaScript `AbortSignal`,
+    /// say) cancels through `canceller` with no window in which the request is queued but not
+    /// yet cancellable. A canceller cancelled before the call makes its texts never run.
+    pub fn submit_with_canceller<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        options: &EmbedOptions,
+        canceller: &Canceller,
+    ) -> Result<PendingEmbeddings> {
         let sequences = texts
             .iter()
             .enumerate()
@@ -235,7 +248,7 @@ impl Embedder {
                     })
             })
             .collect::<Result<Vec<_>>>()?;
-        self.submit_sequences(sequences, options)
+        self.submit_sequences(sequences, options, Arc::clone(&canceller.0))
     }
 
     /// Embeds pre-tokenized inputs (token ids of this model's vocabulary, as the OpenAI API
@@ -274,7 +287,7 @@ impl Embedder {
             }
             sequences.push(seq);
         }
-        self.submit_sequences(sequences, options)
+        self.submit_sequences(sequences, options, Arc::default())
     }
 
     /// The token ids the model sees for `text` with `instruction`: the NFC-normalised prompt,
@@ -310,6 +323,7 @@ impl Embedder {
         &self,
         mut sequences: Vec<Vec<i32>>,
         options: &EmbedOptions,
+        cancelled: Arc<AtomicBool>,
     ) -> Result<PendingEmbeddings> {
         let checked = self.check_options(options)?;
         let mut tokens = Vec::with_capacity(sequences.len());
@@ -332,7 +346,6 @@ impl Embedder {
             );
         }
         let (reply, result) = oneshot::channel();
-        let cancelled = Arc::new(AtomicBool::new(false));
         let n = sequences.len();
         if n > 0 {
             self.reserve(n)?;
@@ -419,11 +432,17 @@ pub struct PendingEmbeddings {
     truncated: Vec<bool>,
 }
 
-/// Cancels a pending request from any thread (see [`PendingEmbeddings::canceller`]).
-#[derive(Debug, Clone)]
+/// Cancels a pending request from any thread (see [`PendingEmbeddings::canceller`] and
+/// [`Embedder::submit_with_canceller`]).
+#[derive(Debug, Clone, Default)]
 pub struct Canceller(Arc<AtomicBool>);
 
 impl Canceller {
+    /// A canceller for a request not submitted yet ([`Embedder::submit_with_canceller`]).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
     /// Cancels the request: its sequences not yet decoded never run, and its waiter gets
     /// [`Error::Cancelled`] (unless the vectors were already sent).
     pub fn cancel(&self) {

@@ -1,5 +1,5 @@
-//! Calls in flight: each one a promise, and once its texts are queued, the handle that cancels
-//! them. An embedder keeps its calls in a [`Registry`] so that `close()` can reject them all.
+//! Calls in flight: each one a promise, and the handle that cancels its queued texts, made with
+//! the call, before its texts are queued. An embedder keeps its calls in a [`Registry`] so that `close()` can reject them all.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +14,10 @@ use crate::settle::{Make, Settle};
 pub struct Call {
     id: u64,
     pub settle: Settle,
-    canceller: Mutex<Option<Canceller>>,
+    /// Made with the call and given to the engine with its texts
+    /// (`Embedder::submit_with_canceller`): an abort cancels them whenever it comes, also while
+    /// the dispatcher is still queueing them.
+    pub canceller: Canceller,
     registry: Weak<Registry>,
 }
 
@@ -29,30 +32,14 @@ impl Call {
     /// Rejects the call's promise and cancels its queued work (unless it was settled already).
     pub fn reject(&self, failure: Failure) {
         self.forget();
-        if self.settle.reject(failure)
-            && let Some(canceller) = self.canceller.lock().ok().and_then(|mut c| c.take())
-        {
-            canceller.cancel();
+        if self.settle.reject(failure) {
+            self.canceller.cancel();
         }
     }
 
     /// Whether the promise is settled: nothing more needs doing.
     pub fn is_settled(&self) -> bool {
         self.settle.is_settled()
-    }
-
-    /// Keeps the handle that cancels the call's queued texts; cancels them at once if the call
-    /// was rejected meanwhile (`reject` takes the handle after settling, so one of the two
-    /// sees the other).
-    pub fn set_canceller(&self, canceller: Canceller) {
-        let Ok(mut slot) = self.canceller.lock() else {
-            return;
-        };
-        if self.settle.is_settled() {
-            canceller.cancel();
-        } else {
-            *slot = Some(canceller);
-        }
     }
 
     fn forget(&self) {
@@ -77,7 +64,7 @@ impl Registry {
         let call = Arc::new(Call {
             id: self.next.fetch_add(1, Ordering::Relaxed),
             settle,
-            canceller: Mutex::new(None),
+            canceller: Canceller::new(),
             registry: Arc::downgrade(self),
         });
         if let Ok(mut calls) = self.calls.lock() {
@@ -91,7 +78,7 @@ impl Registry {
         Arc::new(Call {
             id: 0,
             settle,
-            canceller: Mutex::new(None),
+            canceller: Canceller::new(),
             registry: Weak::new(),
         })
     }

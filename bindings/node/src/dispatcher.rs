@@ -80,10 +80,9 @@ fn handle(embedder: &gguf_embed::Embedder, request: Request) {
             options,
             one,
             call,
-        } => match embedder.submit(&texts, &options) {
+        } => match embedder.submit_with_canceller(&texts, &options, &call.canceller) {
             Ok(pending) => {
                 drop(texts);
-                call.set_canceller(pending.canceller());
                 Completion::start(pending, call, one);
             }
             Err(e) => call.reject(e.into()),
