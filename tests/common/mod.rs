@@ -5,6 +5,9 @@ pub mod f16_writer;
 pub mod mock_hub;
 pub mod python;
 pub mod repos;
+pub mod rerankers;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod vectors;
 pub mod workspace;
 
