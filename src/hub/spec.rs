@@ -299,7 +299,8 @@ mod tests {
         let err = ModelSpec::parse("Qwen3-Reranker-0.6B-F16", "Q8_0")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("Qwen3-Reranker-0.6B has no F16 file"), "{err}");
+        assert!(err.contains("Qwen3-Reranker-0.6B has no f16 file"), "{err}");
+        assert!(err.contains("available: Q8_0"), "{err}");
         let err = ModelSpec::official_of(ModelKind::Reranker, "4B", "Q8_0")
             .unwrap_err()
             .to_string();
