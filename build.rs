@@ -84,11 +84,22 @@ fn catalog_code(table: &str) -> Result<String, String> {
             continue;
         }
         let cols: Vec<&str> = line.split('\t').collect();
-        let [size, quant, dims, repo, file, bytes, sha256] = cols[..] else {
-            return Err(format!("line {line_no}: expected 7 tab-separated columns"));
+        let [kind, size, quant, dims, repo, file, bytes, sha256] = cols[..] else {
+            return Err(format!("line {line_no}: expected 8 tab-separated columns"));
         };
-        if !seen.insert((size, quant)) {
-            return Err(format!("line {line_no}: {size} {quant} listed twice"));
+        let kind = match kind {
+            "embedding" => "Embedding",
+            "reranker" => "Reranker",
+            _ => {
+                return Err(format!(
+                    "line {line_no}: kind must be embedding or reranker"
+                ));
+            }
+        };
+        if !seen.insert((kind, size, quant)) {
+            return Err(format!(
+                "line {line_no}: {kind} {size} {quant} listed twice"
+            ));
         }
         let dims: u32 = dims
             .parse()
@@ -120,8 +131,9 @@ fn catalog_code(table: &str) -> Result<String, String> {
         };
         writeln!(
             code,
-            "    CatalogEntry {{ size: {size:?}, quant: {quant:?}, dimensions: {dims}, \
-             repo: {repo:?}, file: {file:?}, bytes: {bytes}, sha256: {sha256} }},"
+            "    CatalogEntry {{ kind: ModelKind::{kind}, size: {size:?}, quant: {quant:?}, \
+             dimensions: {dims}, repo: {repo:?}, file: {file:?}, bytes: {bytes}, \
+             sha256: {sha256} }},"
         )
         .expect("write to String");
     }

@@ -182,7 +182,16 @@ def gguf_tensor_name(name_map, hf_name: str) -> str:
     return mapped + ".weight"
 
 
-def write_gguf(path: Path, config, model, tokenizer_json: dict, ftype: str) -> None:
+def write_gguf(path: Path, config, model, tokenizer_json: dict, ftype: str, *,
+               name: str = "tiny-qwen3-embedding (random weights, test fixture)",
+               pooling="last", add_eos: bool = True, extra_tensors=(),
+               extra_metadata=None) -> None:
+    """Writes `model` (a Qwen3Model, or the state dict of one) as a GGUF file of `ftype`.
+
+    The defaults make an embedding model; models/make_reranker_fixtures.py passes a reranker's
+    name, pooling (RANK, or None for no pooling key), no end-of-text token, the classifier head
+    as `extra_tensors` ((gguf name, float32 array) pairs, stored like the matrices) and its
+    metadata through `extra_metadata(writer)`."""
     import gguf
 
     arch = gguf.MODEL_ARCH.QWEN3
@@ -195,7 +204,7 @@ def write_gguf(path: Path, config, model, tokenizer_json: dict, ftype: str) -> N
         "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
     }[ftype]
 
-    writer.add_name("tiny-qwen3-embedding (random weights, test fixture)")
+    writer.add_name(name)
     writer.add_file_type(file_type)
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
     writer.add_context_length(config.max_position_embeddings)
@@ -208,13 +217,18 @@ def write_gguf(path: Path, config, model, tokenizer_json: dict, ftype: str) -> N
     writer.add_value_length(config.head_dim)
     writer.add_rope_freq_base(config.rope_parameters["rope_theta"])
     writer.add_layer_norm_rms_eps(config.rms_norm_eps)
-    writer.add_pooling_type(gguf.PoolingType.LAST)
+    if pooling is not None:
+        writer.add_pooling_type({"last": gguf.PoolingType.LAST,
+                                 "rank": gguf.PoolingType.RANK}[pooling])
 
-    add_tokenizer(writer, tokenizer_json)
+    add_tokenizer(writer, tokenizer_json, add_eos=add_eos)
+    if extra_metadata is not None:
+        extra_metadata(writer)
 
-    for hf_name, tensor in model.state_dict().items():
-        data = tensor.detach().to("cpu").float().numpy()
-        name = gguf_tensor_name(name_map, hf_name)
+    state = model if isinstance(model, dict) else model.state_dict()
+    tensors = [(gguf_tensor_name(name_map, hf_name), t.detach().to("cpu").float().numpy())
+               for hf_name, t in state.items()]
+    for name, data in tensors + list(extra_tensors):
         if data.ndim == 1 or ftype == "f32":
             writer.add_tensor(name, data.astype(np.float32))
         elif ftype == "f16":
@@ -232,7 +246,7 @@ def write_gguf(path: Path, config, model, tokenizer_json: dict, ftype: str) -> N
     writer.close()
 
 
-def add_tokenizer(writer, tok: dict) -> None:
+def add_tokenizer(writer, tok: dict, add_eos: bool = True) -> None:
     """The gpt2/qwen2 BPE tokenizer, as llama.cpp's convert_hf_to_gguf.py writes it for Qwen3."""
     import gguf
 
@@ -258,7 +272,7 @@ def add_tokenizer(writer, tok: dict) -> None:
     writer.add_pad_token_id(EOT_ID)
     writer.add_bos_token_id(EOT_ID)
     writer.add_add_bos_token(False)
-    writer.add_add_eos_token(True)
+    writer.add_add_eos_token(add_eos)
 
 
 def reference_tokenizer(path: Path):

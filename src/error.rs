@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::gguf::GgufError;
+use crate::gguf::{GgufError, ModelKind};
 use crate::hub::HubError;
 
 /// Everything that can go wrong in gguf-embed. Messages say what happened and what to do.
@@ -18,6 +18,30 @@ pub enum Error {
         path: PathBuf,
         /// What is wrong with it.
         error: GgufError,
+    },
+    /// The model file is of the other kind: a reranker given to the embedder, or an
+    /// embedding model given to the reranker.
+    #[error("{}", wrong_kind_message(path, *kind, evidence))]
+    WrongModelKind {
+        /// The model file.
+        path: PathBuf,
+        /// What the file is.
+        kind: ModelKind,
+        /// What in the file says so.
+        evidence: String,
+    },
+    /// The reranker's query and instruction alone leave no room for a document within the
+    /// token limit.
+    #[error(
+        "the query and instruction take {tokens} tokens of the reranker's prompt, which leaves \
+         no room for a document within the limit of {max} tokens; shorten the query or raise \
+         the limit"
+    )]
+    QueryTooLong {
+        /// Tokens of the prompt without the document.
+        tokens: usize,
+        /// The limit.
+        max: usize,
     },
     /// Finding or downloading the model failed.
     #[error(transparent)]
@@ -116,6 +140,28 @@ pub enum Error {
         /// The underlying error.
         error: std::io::Error,
     },
+}
+
+/// Says what a refused file is and where it belongs.
+fn wrong_kind_message(path: &std::path::Path, kind: ModelKind, evidence: &str) -> String {
+    let (is, not, instead) = match kind {
+        ModelKind::Reranker => (
+            "a reranker",
+            "an embedding model",
+            "score query-document pairs with it through the reranker (`gguf-embed rerank`, \
+             `gguf_embed::Reranker`), and embed with a Qwen3-Embedding file",
+        ),
+        _ => (
+            "an embedding model",
+            "a reranker",
+            "embed with it, and rerank with a Qwen3-Reranker file (the default is \
+             ggml-org/Qwen3-Reranker-0.6B-Q8_0-GGUF)",
+        ),
+    };
+    format!(
+        "{} is {is} ({evidence}), not {not}: {instead}",
+        path.display()
+    )
 }
 
 /// What `llama_decode`'s status codes mean (llama.h).

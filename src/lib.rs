@@ -27,7 +27,8 @@
 //! Face cache, [`gguf`] validates and describes model files, [`prompt`]
 //! formats instructions, [`batch`] decides what shares a decode, the engine runs llama.cpp,
 //! [`vector`] truncates and normalises, and [`Embedder`] ties them together behind a
-//! thread-safe handle.
+//! thread-safe handle. [`Reranker`] runs Qwen3-Reranker on the same engine: it scores how well
+//! documents answer a query (the second stage of retrieval).
 
 #![warn(missing_docs)]
 
@@ -40,21 +41,25 @@ pub mod hub;
 #[cfg(feature = "index")]
 pub mod index;
 pub mod prompt;
+mod rerank;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod vector;
 
 pub use embedder::{
-    Bf16Weights, Canceller, DEFAULT_MAX_TOKENS, DecodeObserver, DecodeStats, EmbedOptions,
-    Embedder, EmbedderOptions, Embedding, MIN_DIMENSIONS, PendingEmbeddings, PrepackedWeights,
-    Priority, Token, Tokenized, Truncation, default_threads, inspect,
+    Bf16Weights, Canceller, DEFAULT_MAX_TOKENS, DecodeObserver, DecodeStats, DecodeTurns,
+    EmbedOptions, Embedder, EmbedderOptions, Embedding, MIN_DIMENSIONS, PendingEmbeddings,
+    PrepackedWeights, Priority, Token, Tokenized, Truncation, default_threads, inspect,
 };
 pub use engine::{
     Device, DeviceInfo, DeviceKind, FlashAttention, KvCache, LoadProgress, OutputMode, devices,
 };
 pub use error::{Error, Result};
-pub use gguf::{GgufError, ModelInfo};
+pub use gguf::{GgufError, ModelInfo, ModelKind};
 pub use prompt::{Instruction, Task};
+pub use rerank::{
+    DEFAULT_RERANK_TASK, PendingRerank, RerankOptions, RerankScore, Reranker, SYSTEM_PROMPT,
+};
 
 /// The README's Rust examples, compiled by `cargo test --doc` so they stay true.
 #[cfg(doctest)]
@@ -69,8 +74,10 @@ mod tests {
     fn handles_are_thread_safe() {
         fn assert_send_sync_clone<T: Send + Sync + Clone>() {}
         assert_send_sync_clone::<crate::Embedder>();
+        assert_send_sync_clone::<crate::Reranker>();
         assert_send_sync_clone::<crate::hub::Hub>();
         fn assert_send<T: Send>() {}
         assert_send::<crate::PendingEmbeddings>();
+        assert_send::<crate::PendingRerank>();
     }
 }

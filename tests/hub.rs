@@ -477,7 +477,11 @@ fn models_commands_list_path_verify_and_remove() {
     assert_eq!(cached.len(), 1);
     assert_eq!(cached[0]["repo"], REPO);
     assert_eq!(cached[0]["verified"], true);
-    assert_eq!(list["catalog"].as_array().unwrap().len(), 14);
+    let catalog = list["catalog"].as_array().unwrap();
+    // 14 embedding files (0.6B, 4B, 8B in their quantisations) and the reranker.
+    assert_eq!(catalog.len(), 15);
+    let kinds = |kind: &str| catalog.iter().filter(|e| e["kind"] == kind).count();
+    assert_eq!((kinds("embedding"), kinds("reranker")), (14, 1));
     let text = stdout(&s.run(&["models", "list"]));
     assert!(text.contains("0.6B  Q8_0"), "{text}");
     assert!(text.contains(&format!("hf:{REPO}/{FILE}@")), "{text}");

@@ -60,6 +60,8 @@ pub enum Command {
     /// Manage the model cache: list, pull, path, verify, rm
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Score documents against a query with a reranker (Qwen3-Reranker), best first
+    Rerank(Box<super::rerank::RerankArgs>),
     /// Serve the OpenAI, Ollama and TEI embedding APIs over HTTP
     #[cfg(feature = "server")]
     Serve(Box<super::serve::ServeArgs>),

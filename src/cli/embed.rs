@@ -1,7 +1,7 @@
 //! The default command: embed texts from the arguments, a file or stdin, and print vectors.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Write};
+use std::io::{self, BufRead, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -11,7 +11,7 @@ use indicatif::ProgressBar;
 
 use super::UsageError;
 use super::args::{EmbedArgs, GlobalArgs};
-use super::input::{InputFormat, Reader, Record};
+use super::input::{self, Reader, Record};
 use super::output::VectorWriter;
 use super::{model, progress};
 
@@ -81,33 +81,9 @@ fn open_source(args: &EmbedArgs) -> Result<Source> {
         }
         return Ok(Source::Args(args.texts.clone()));
     }
-    let path = args.input.clone().unwrap_or_else(|| PathBuf::from("-"));
-    let format = args.input_format.unwrap_or(
-        if path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("jsonl"))
-        {
-            InputFormat::Jsonl
-        } else {
-            InputFormat::Lines
-        },
-    );
-    let (input, total_bytes): (Box<dyn BufRead>, _) = if path == Path::new("-") {
-        if io::stdin().is_terminal() {
-            return Err(UsageError(
-                "no input: give texts as arguments, pipe them on stdin, or use --input FILE".into(),
-            )
-            .into());
-        }
-        (Box::new(io::stdin().lock()), None)
-    } else {
-        let file = File::open(&path)
-            .with_context(|| format!("cannot open the input file {}", path.display()))?;
-        let size = file.metadata().ok().map(|m| m.len());
-        (Box::new(BufReader::with_capacity(1 << 16, file)), size)
-    };
+    let (reader, total_bytes) = input::open(args.input.as_deref(), args.input_format, "texts")?;
     Ok(Source::Stream {
-        reader: Reader::new(input, format),
+        reader,
         total_bytes,
     })
 }

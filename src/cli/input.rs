@@ -1,9 +1,52 @@
 //! Reading texts to embed: one per line, or JSON Lines with a `text` field, streamed.
 
-use std::io::BufRead;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, IsTerminal};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
+
+use super::UsageError;
+
+/// Texts read from `--input` or stdin, whatever the source.
+pub type TextReader = Reader<Box<dyn BufRead>>;
+
+/// Opens `--input` (a file, or stdin for `-` or none) in `format`, or else the format its
+/// extension says (`.jsonl`). Returns the reader and the file's size when known. `what` names
+/// the inputs in the error for a terminal on stdin ("texts", "documents").
+pub fn open(
+    path: Option<&Path>,
+    format: Option<InputFormat>,
+    what: &str,
+) -> Result<(TextReader, Option<u64>)> {
+    let path = path.unwrap_or(Path::new("-"));
+    let format = format.unwrap_or(
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("jsonl"))
+        {
+            InputFormat::Jsonl
+        } else {
+            InputFormat::Lines
+        },
+    );
+    let (input, total_bytes): (Box<dyn BufRead>, _) = if path == Path::new("-") {
+        if io::stdin().is_terminal() {
+            return Err(UsageError(format!(
+                "no input: give {what} as arguments, pipe them on stdin, or use --input FILE"
+            ))
+            .into());
+        }
+        (Box::new(io::stdin().lock()), None)
+    } else {
+        let file = File::open(path)
+            .with_context(|| format!("cannot open the input file {}", path.display()))?;
+        let size = file.metadata().ok().map(|m| m.len());
+        (Box::new(BufReader::with_capacity(1 << 16, file)), size)
+    };
+    Ok((Reader::new(input, format), total_bytes))
+}
 
 /// How input lines are interpreted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -33,6 +33,7 @@ mod model;
 mod models;
 mod output;
 mod progress;
+mod rerank;
 #[cfg(feature = "server")]
 mod serve;
 
@@ -82,6 +83,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Inspect(args)) => inspect::run(&args),
         Some(Command::Models(command)) => models::run(command, &cli.global),
         Some(Command::Bench(args)) => bench::run(*args, &cli.global),
+        Some(Command::Rerank(args)) => rerank::run(*args, &cli.global),
         #[cfg(feature = "index")]
         Some(Command::Index(args)) => index::run_index(*args, &cli.global),
         #[cfg(feature = "index")]

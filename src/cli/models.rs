@@ -49,7 +49,7 @@ fn list(format: InfoFormat, global: &GlobalArgs) -> Result<()> {
                 .map(|e| {
                     let c = entry_of(e.repo, e.file);
                     json!({
-                        "size": e.size, "quant": e.quant, "dimensions": e.dimensions,
+                        "kind": e.kind.name(), "size": e.size, "quant": e.quant, "dimensions": e.dimensions,
                         "repo": e.repo, "file": e.file, "bytes": e.bytes, "sha256": e.sha256,
                         "spec": format!("hf:{}/{}", e.repo, e.file),
                         "cached": c.is_some(), "path": c.map(|c| &c.path),
@@ -62,6 +62,7 @@ fn list(format: InfoFormat, global: &GlobalArgs) -> Result<()> {
         }
         InfoFormat::Text => {
             let mut rows = vec![vec![
+                "KIND".into(),
                 "SIZE".into(),
                 "QUANT".into(),
                 "DIMS".into(),
@@ -76,6 +77,7 @@ fn list(format: InfoFormat, global: &GlobalArgs) -> Result<()> {
                     None => "-".to_string(),
                 };
                 rows.push(vec![
+                    e.kind.name().into(),
                     e.size.into(),
                     e.quant.into(),
                     e.dimensions.to_string(),
@@ -84,7 +86,10 @@ fn list(format: InfoFormat, global: &GlobalArgs) -> Result<()> {
                     format!("{}/{}", e.repo, e.file),
                 ]);
             }
-            outln!("Official Qwen3-Embedding files (default: 0.6B Q8_0):")?;
+            outln!(
+                "Known models (default: the 0.6B Q8_0 embedding model; `gguf-embed rerank`: the \
+                 reranker):"
+            )?;
             out!("{}", table(&rows))?;
             outln!("\nGGUF files in the cache at {}:", cache_dir.display())?;
             if cached.is_empty() {

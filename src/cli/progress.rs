@@ -46,6 +46,19 @@ pub fn embedding(enabled: bool, total_bytes: Option<u64>) -> ProgressBar {
     hidden_unless(enabled, bar)
 }
 
+/// A bar counting `total` items (`what`: "pairs", ...) as they are done, with a rate and ETA.
+pub fn counter(enabled: bool, total: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total).with_style(
+        ProgressStyle::with_template(&format!(
+            "{{spinner}} [{{elapsed_precise}}] {{wide_bar}} {{pos}}/{{len}} {what} \
+             ({{per_sec}}, ETA {{eta}})"
+        ))
+        .expect("valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    hidden_unless(enabled, bar)
+}
+
 /// A bar for a download of `total` bytes: size, speed and ETA.
 pub fn download(enabled: bool, name: &str, total: u64) -> ProgressBar {
     let bar = ProgressBar::new(total).with_style(

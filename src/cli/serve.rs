@@ -1,14 +1,16 @@
-//! `gguf-embed serve`: the OpenAI, Ollama and TEI embedding APIs over HTTP.
+//! `gguf-embed serve`: the OpenAI, Ollama and TEI embedding APIs over HTTP, and the rerank
+//! APIs when the server has a reranker (`--reranker`, or `--model` a reranker).
 
 use std::net::{IpAddr, SocketAddr};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use gguf_embed::server::{self, ServerConfig};
-use gguf_embed::{Embedder, ModelInfo};
+use gguf_embed::server::{self, AppState, ServerConfig};
+use gguf_embed::{DecodeTurns, Embedder, ModelInfo, ModelKind, Reranker};
 
-use super::args::{GlobalArgs, ModelArgs};
-use super::model;
+use super::UsageError;
+use super::args::{GlobalArgs, ModelArgs, SourceArgs};
+use super::{model, rerank};
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -48,16 +50,28 @@ pub struct ServeArgs {
     /// OpenAIEmbeddings sends tiktoken ids), which would embed unrelated text
     #[arg(long)]
     pub allow_token_input: bool,
+    /// Also serve a reranker (/v1/rerank, /rerank): a .gguf path, hf:OWNER/REPO/FILE.gguf or a
+    /// catalog name; bare, the catalog's (ggml-org/Qwen3-Reranker-0.6B-Q8_0-GGUF). Both models
+    /// take turns on the cores. A --model that is itself a reranker is served alone
+    #[arg(
+        long,
+        value_name = "SPEC",
+        num_args = 0..=1,
+        default_missing_value = "Qwen3-Reranker-0.6B"
+    )]
+    pub reranker: Option<String>,
 }
 
 /// Runs the server until SIGINT or SIGTERM, then finishes the requests in flight.
 pub fn run(args: ServeArgs, global: &GlobalArgs) -> Result<()> {
     let path = model::resolve(&args.model.source, global)?;
+    let turns = DecodeTurns::new();
     let options = model::embedder_options(&args.model)
         .with_max_tokens(args.max_tokens)
-        .with_max_queued(args.max_queued);
+        .with_max_queued(args.max_queued)
+        .with_decode_turns(&turns);
     let (options, metrics) = server::instrument(options);
-    let embedder = Embedder::new(&path, options).context("cannot load the model")?;
+    let reranker_alone = gguf_embed::inspect(&path)?.kind == ModelKind::Reranker;
     let mut config = ServerConfig::default();
     config.addr = SocketAddr::new(args.host, args.port);
     config.api_key = args.api_key.clone();
@@ -65,10 +79,44 @@ pub fn run(args: ServeArgs, global: &GlobalArgs) -> Result<()> {
     config.max_inputs = args.max_inputs;
     config.max_queued = args.max_queued;
     config.allow_token_input = args.allow_token_input;
-    config.model_name = args
-        .name
-        .clone()
-        .unwrap_or_else(|| model_name(embedder.info()));
+    let state = if reranker_alone {
+        if args.reranker.is_some() {
+            return Err(UsageError(format!(
+                "{} is a reranker: serve it alone with --model, or give an embedding model to \
+                 --model and the reranker to --reranker",
+                path.display()
+            ))
+            .into());
+        }
+        let reranker = Reranker::new(&path, options).context("cannot load the reranker")?;
+        config.model_name = args
+            .name
+            .clone()
+            .unwrap_or_else(|| model_name(reranker.info()));
+        AppState::reranker_only(reranker, metrics, config)
+    } else {
+        let embedder = Embedder::new(&path, options.clone()).context("cannot load the model")?;
+        config.model_name = args
+            .name
+            .clone()
+            .unwrap_or_else(|| model_name(embedder.info()));
+        let state = AppState::new(embedder, metrics, config);
+        match &args.reranker {
+            None => state,
+            Some(spec) => {
+                let source = ModelArgs {
+                    source: SourceArgs {
+                        model: Some(spec.clone()),
+                        ..args.model.source.clone()
+                    },
+                    ..args.model.clone()
+                };
+                let reranker = rerank::load(&source, options, global)?;
+                let name = model_name(reranker.info());
+                state.with_reranker(reranker, name)
+            }
+        }
+    };
     if !args.host.is_loopback() && args.api_key.is_none() {
         tracing::warn!(
             "listening on {} without --api-key: anyone who can reach this address can use the \
@@ -82,17 +130,18 @@ pub fn run(args: ServeArgs, global: &GlobalArgs) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let listener = server::listen(config.addr)
+        let addr_wanted = state.config.addr;
+        let listener = server::listen(addr_wanted)
             .await
-            .with_context(|| format!("cannot listen on {}", config.addr))?;
+            .with_context(|| format!("cannot listen on {addr_wanted}"))?;
         let addr = listener.local_addr()?;
         super::log::say(&format!(
-            "serving {} on http://{addr} (OpenAI /v1/embeddings, Ollama /api/embed and \
-             /api/embeddings, TEI / and /embed, /metrics); Ctrl-C stops",
-            config.model_name
+            "serving {} on http://{addr} ({}); Ctrl-C stops",
+            served(&state),
+            routes(&state)
         ));
-        let shutdown = shutdown_signal(embedder.clone());
-        server::serve_on(listener, embedder, metrics, config, shutdown).await?;
+        let shutdown = shutdown_signal(state.embedder.clone(), state.reranker.clone());
+        server::serve_state(listener, state, shutdown).await?;
         super::log::say("stopped");
         Ok(())
     })
@@ -106,8 +155,38 @@ fn model_name(info: &ModelInfo) -> String {
         .unwrap_or_else(|| "qwen3-embedding".into())
 }
 
+/// What the server serves, for its first line.
+fn served(state: &AppState) -> String {
+    match (&state.embedder, &state.reranker) {
+        (Some(_), Some(_)) => format!(
+            "{} and the reranker {}",
+            state.model_name, state.reranker_name
+        ),
+        (None, Some(_)) => format!("the reranker {}", state.reranker_name),
+        _ => state.model_name.clone(),
+    }
+}
+
+/// The routes the server answers, for its first line.
+fn routes(state: &AppState) -> &'static str {
+    match (&state.embedder, &state.reranker) {
+        (Some(_), Some(_)) => {
+            "OpenAI /v1/embeddings, Ollama /api/embed and /api/embeddings, TEI / and /embed, \
+             rerank /v1/rerank and /rerank, /metrics"
+        }
+        (None, Some(_)) => {
+            "rerank /v1/rerank, /rerank and TEI's / (llama-server, Jina, Cohere and TEI shapes), \
+             /metrics"
+        }
+        _ => {
+            "OpenAI /v1/embeddings, Ollama /api/embed and /api/embeddings, TEI / and /embed, \
+             /metrics"
+        }
+    }
+}
+
 /// Completes on SIGINT (Ctrl-C) or SIGTERM, and says how much work is still in flight.
-async fn shutdown_signal(embedder: Embedder) {
+async fn shutdown_signal(embedder: Option<Embedder>, reranker: Option<Reranker>) {
     let interrupt = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -128,6 +207,7 @@ async fn shutdown_signal(embedder: Embedder) {
     }
     super::log::say(&format!(
         "shutting down after the requests in flight ({} inputs queued or running)",
-        embedder.queued()
+        embedder.as_ref().map_or(0, Embedder::queued)
+            + reranker.as_ref().map_or(0, Reranker::queued)
     ));
 }

@@ -15,14 +15,14 @@ use std::task::{Context as TaskContext, Poll};
 use std::thread::JoinHandle;
 
 pub use options::{
-    Bf16Weights, DEFAULT_MAX_TOKENS, DecodeObserver, DecodeStats, EmbedOptions, EmbedderOptions,
-    MIN_DIMENSIONS, PrepackedWeights, Priority, Truncation,
+    Bf16Weights, DEFAULT_MAX_TOKENS, DecodeObserver, DecodeStats, DecodeTurns, EmbedOptions,
+    EmbedderOptions, MIN_DIMENSIONS, PrepackedWeights, Priority, Truncation,
 };
 pub use tokens::{Token, Tokenized};
 
 use crate::engine::{self, ContextParams, FlashAttention, LoadParams, Model};
 use crate::error::{Error, Result};
-use crate::gguf::{GgufFile, ModelInfo, prepack};
+use crate::gguf::{GgufFile, ModelInfo, ModelKind, prepack};
 use crate::hub::copies::{self, CopyKind};
 use crate::prompt::Instruction;
 use crate::vector;
@@ -96,9 +96,24 @@ impl std::fmt::Debug for Embedder {
 impl Embedder {
     /// Loads a GGUF model: validates the file with our own reader, memory-maps it through
     /// llama.cpp and starts the engine thread.
+    ///
+    /// A reranker's file (Qwen3-Reranker) is refused: its last hidden state is not an
+    /// embedding. Load it with [`Reranker`](crate::Reranker).
     pub fn new(path: impl AsRef<Path>, options: EmbedderOptions) -> Result<Self> {
         let path = path.as_ref();
-        let (file, info, mut sparse) = open_model_file(path)?;
+        let opened = open_model_file(path)?;
+        refuse_kind(&opened.1, ModelKind::Reranker)?;
+        Self::start(path, opened, options)
+    }
+
+    /// Loads a model file already opened and checked, and starts the engine thread: the
+    /// engine an [`Embedder`] and a [`Reranker`](crate::Reranker) share.
+    pub(crate) fn start(
+        path: &Path,
+        opened: OpenedModel,
+        options: EmbedderOptions,
+    ) -> Result<Self> {
+        let (file, info, mut sparse) = opened;
         let placement = engine::place(options.device)?;
         let mut weights = weights_file(path, file, &info, &options, &placement);
         let config = worker_config(&info, &options, placement.gpu.is_some())?;
@@ -138,6 +153,7 @@ impl Embedder {
         let shared = Shared {
             queued: Arc::clone(&queued),
             observer: options.on_decode.clone(),
+            turns: options.decode_turns.clone(),
         };
         let worker = std::thread::Builder::new()
             .name("gguf-embed-engine".into())
@@ -319,6 +335,28 @@ impl Embedder {
         Ok(tokens)
     }
 
+    /// The loaded model (its tokenizer), for the reranker's prompts.
+    pub(crate) fn model(&self) -> &Model {
+        &self.inner.model
+    }
+
+    /// Queues token sequences already cut to size for their final hidden states, as they are
+    /// (no normalisation): the reranker's path into the shared engine.
+    pub(crate) fn submit_hidden(
+        &self,
+        sequences: Vec<Vec<i32>>,
+        truncated: Vec<bool>,
+    ) -> Result<PendingEmbeddings> {
+        self.enqueue(
+            sequences,
+            truncated,
+            None,
+            false,
+            Priority::Normal,
+            Arc::new(AtomicBool::new(false)),
+        )
+    }
+
     fn submit_sequences(
         &self,
         mut sequences: Vec<Vec<i32>>,
@@ -326,7 +364,6 @@ impl Embedder {
         cancelled: Arc<AtomicBool>,
     ) -> Result<PendingEmbeddings> {
         let checked = self.check_options(options)?;
-        let mut tokens = Vec::with_capacity(sequences.len());
         let mut truncated = Vec::with_capacity(sequences.len());
         for (index, seq) in sequences.iter_mut().enumerate() {
             truncated.push(truncate(
@@ -335,7 +372,6 @@ impl Embedder {
                 checked.max_tokens,
                 options.truncation,
             )?);
-            tokens.push(seq.len());
         }
         let n_truncated = truncated.iter().filter(|&&t| t).count();
         if n_truncated > 0 && options.warn_on_truncation {
@@ -345,6 +381,27 @@ impl Embedder {
                 checked.max_tokens
             );
         }
+        self.enqueue(
+            sequences,
+            truncated,
+            options.dimensions,
+            options.normalize,
+            options.priority,
+            cancelled,
+        )
+    }
+
+    /// Sends sequences to the engine thread and returns the handle that receives their rows.
+    fn enqueue(
+        &self,
+        sequences: Vec<Vec<i32>>,
+        truncated: Vec<bool>,
+        dimensions: Option<usize>,
+        normalize: bool,
+        priority: Priority,
+        cancelled: Arc<AtomicBool>,
+    ) -> Result<PendingEmbeddings> {
+        let tokens = sequences.iter().map(Vec::len).collect();
         let (reply, result) = oneshot::channel();
         let n = sequences.len();
         if n > 0 {
@@ -353,7 +410,7 @@ impl Embedder {
                 seqs: sequences,
                 reply,
                 cancelled: Arc::clone(&cancelled),
-                priority: options.priority,
+                priority,
             };
             let sent = self
                 .inner
@@ -371,8 +428,8 @@ impl Embedder {
             result: (n > 0).then_some(result),
             cancelled,
             n_embd: self.dimensions(),
-            dimensions: options.dimensions,
-            normalize: options.normalize,
+            dimensions,
+            normalize,
             tokens,
             truncated,
         })
@@ -542,7 +599,19 @@ fn truncate(seq: &mut Vec<i32>, index: usize, max: usize, policy: Truncation) ->
     Ok(true)
 }
 
-fn check_max_tokens(max_tokens: usize, info: &ModelInfo) -> Result<()> {
+/// Refuses a model file of the kind `refused`, saying what the file is and what to do.
+pub(crate) fn refuse_kind(info: &ModelInfo, refused: ModelKind) -> Result<()> {
+    if info.kind != refused {
+        return Ok(());
+    }
+    Err(Error::WrongModelKind {
+        path: info.path.clone(),
+        kind: info.kind,
+        evidence: info.kind_evidence.clone().unwrap_or_default(),
+    })
+}
+
+pub(crate) fn check_max_tokens(max_tokens: usize, info: &ModelInfo) -> Result<()> {
     let limit = info.context_length as usize;
     if max_tokens == 0 || max_tokens > limit {
         return Err(Error::InvalidOption(format!(
@@ -558,8 +627,12 @@ pub fn inspect(path: impl AsRef<Path>) -> Result<ModelInfo> {
     open_model_file(path.as_ref()).map(|(_, info, _)| info)
 }
 
+/// A model file opened and validated: the file, its summary, and where its sparsely read
+/// weights lie.
+pub(crate) type OpenedModel = (GgufFile, ModelInfo, SparseWeights);
+
 /// The weights our path reads only sparsely, by their place in a model file.
-struct SparseWeights {
+pub(crate) struct SparseWeights {
     /// File ranges of the token embeddings and of an untied LM head.
     ranges: Vec<Range<u64>>,
     /// Where the token embeddings start.
@@ -568,7 +641,7 @@ struct SparseWeights {
 
 /// Validates a model file; returns its summary and where the weights our path reads only
 /// sparsely (the token embeddings, and an untied LM head) lie in it.
-fn open_model_file(path: &Path) -> Result<(GgufFile, ModelInfo, SparseWeights)> {
+pub(crate) fn open_model_file(path: &Path) -> Result<OpenedModel> {
     let model_error = |error| Error::Model {
         path: path.to_path_buf(),
         error,
@@ -676,12 +749,26 @@ fn worker_config(info: &ModelInfo, options: &EmbedderOptions, gpu: bool) -> Resu
     // (every other operation on the path works row by row), and texts pack as before. On
     // other CPUs the upstream kernels remain, so there `batch_invariant` decodes one text per
     // decode (slower: 11-24% on x86 before the patch, docs/BENCHMARKS.md). Not applied on
-    // GPUs, with flash attention off (batch-invariant already), or when the caller sets
-    // `batch_sequences`.
+    // GPUs, with flash attention off (batch-invariant already, but for F32: below), or when
+    // the caller sets `batch_sequences`.
+    // An F32 model asks for full precision, which llama.cpp's defaults do not give: its F16
+    // KV cache rounds every key and value to 11 bits, and ggml's CPU flash attention rounds
+    // to F16 inside too. Each moved the reranker fixture's F32 log-odds by 4e-4 to 1e-3,
+    // against 1e-6 without them (tests/rerank.rs). So F32 files get an F32 cache (twice its
+    // memory, for these files only) and, unless asked otherwise, no flash attention.
+    let full_precision = info.file_type.as_deref() == Some("F32");
+    let flash_attention = match options.flash_attention {
+        FlashAttention::Auto if full_precision => FlashAttention::Off,
+        chosen => chosen,
+    };
+    // F32 matrix products round differently with the shape of the batch (a sequence's last
+    // bits moved with its batch-mates in tests/rerank.rs, flash attention on or off), so an
+    // F32 model is never packed when invariance is asked for.
+    let packing_is_invariant =
+        !full_precision && (PACKING_IS_BATCH_INVARIANT || flash_attention == FlashAttention::Off);
     let invariant = options.batch_invariant
-        && !PACKING_IS_BATCH_INVARIANT
+        && !packing_is_invariant
         && !gpu
-        && options.flash_attention != FlashAttention::Off
         && options.batch_sequences.is_none();
     let batch_sequences = if invariant {
         1
@@ -708,9 +795,10 @@ fn worker_config(info: &ModelInfo, options: &EmbedderOptions, gpu: bool) -> Resu
             n_seq_max: batch_sequences as u32,
             n_threads: i32::try_from(threads)
                 .map_err(|_| Error::InvalidOption("too many threads".into()))?,
-            flash_attention: options.flash_attention,
+            flash_attention,
             mode: options.output_mode,
             kv_cache: options.kv_cache,
+            kv_f32: full_precision,
         },
         max_context: info.context_length as usize,
         sort_by_length: options.sort_by_length,

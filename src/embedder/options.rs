@@ -71,6 +71,21 @@ pub struct DecodeStats {
 
 /// A callback told about every decode.
 pub type DecodeObserver = dyn Fn(&DecodeStats) + Send + Sync;
+
+/// Makes engines take turns: models loaded with clones of one `DecodeTurns` never decode at
+/// the same time. Each engine runs its decodes on all the threads it was given, so two models
+/// in one process (an [`Embedder`](crate::Embedder) and a [`Reranker`](crate::Reranker) in
+/// one server) decoding at once would fight over the same cores; taking turns, each decode
+/// gets them all.
+#[derive(Debug, Clone, Default)]
+pub struct DecodeTurns(pub(crate) Arc<std::sync::Mutex<()>>);
+
+impl DecodeTurns {
+    /// A new set of turns, shared by the engines given clones of it.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
 use crate::prompt::{Instruction, Task};
 
 /// The smallest Matryoshka output size Qwen3-Embedding was trained for.
@@ -110,7 +125,8 @@ pub struct EmbedderOptions {
     /// alone and beside others: cosine 0.9999), each text gets a decode of its own, which was
     /// 11-24% slower than packing on x86 (docs/BENCHMARKS.md); `false`, or setting
     /// `batch_sequences`, packs texts there too. Never applied on GPUs, nor with flash
-    /// attention off (batch-invariant already).
+    /// attention off (batch-invariant already), except to F32 models: their matrix products
+    /// round differently with the batch's shape, so they get a decode per text.
     pub batch_invariant: bool,
     /// Whether an F16 model runs on BF16 kernels from a copy of its file (never, by default:
     /// the copy is as large as the model).
@@ -132,6 +148,8 @@ pub struct EmbedderOptions {
     pub max_queued: Option<usize>,
     /// Called after every decode (on the engine thread: keep it cheap).
     pub on_decode: Option<Arc<DecodeObserver>>,
+    /// Decode only in turn with the other engines that share these turns.
+    pub decode_turns: Option<DecodeTurns>,
 }
 
 impl Default for EmbedderOptions {
@@ -154,6 +172,7 @@ impl Default for EmbedderOptions {
             load_progress: None,
             max_queued: None,
             on_decode: None,
+            decode_turns: None,
         }
     }
 }
@@ -178,6 +197,7 @@ impl fmt::Debug for EmbedderOptions {
             .field("load_progress", &self.load_progress.is_some())
             .field("max_queued", &self.max_queued)
             .field("on_decode", &self.on_decode.is_some())
+            .field("decode_turns", &self.decode_turns.is_some())
             .finish()
     }
 }
@@ -279,6 +299,12 @@ impl EmbedderOptions {
         observer: impl Fn(&DecodeStats) + Send + Sync + 'static,
     ) -> Self {
         self.on_decode = Some(Arc::new(observer));
+        self
+    }
+
+    /// Decodes only in turn with the other engines given clones of `turns`.
+    pub fn with_decode_turns(mut self, turns: &DecodeTurns) -> Self {
+        self.decode_turns = Some(turns.clone());
         self
     }
 

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::time::Instant;
 
-use super::options::{DecodeObserver, DecodeStats, Priority};
+use super::options::{DecodeObserver, DecodeStats, DecodeTurns, Priority};
 use crate::batch::{DecodeLimits, SCAN_LIMIT, context_size_for, pick_next};
 use crate::engine::{Context, ContextParams, Model};
 use crate::error::{Error, Result};
@@ -35,6 +35,8 @@ pub(crate) struct Shared {
     pub queued: Arc<AtomicUsize>,
     /// Told about every decode.
     pub observer: Option<Arc<DecodeObserver>>,
+    /// Held during each decode, when engines take turns.
+    pub turns: Option<DecodeTurns>,
 }
 
 /// Fixed settings of the worker.
@@ -148,8 +150,13 @@ pub(crate) fn run(
             .iter()
             .map(|s| queue[s.job].job.seqs[s.seq].as_slice())
             .collect();
+        let turn = shared
+            .turns
+            .as_ref()
+            .map(|t| t.0.lock().unwrap_or_else(|p| p.into_inner()));
         let started = Instant::now();
         let result = context.decode(&seqs);
+        drop(turn);
         // The rows this decode read brought their neighbourhoods back (see SparsePages).
         model.release_sparse_pages();
         if let Some(observer) = &shared.observer {

@@ -60,6 +60,9 @@ pub(crate) struct ContextParams {
     pub flash_attention: FlashAttention,
     pub mode: OutputMode,
     pub kv_cache: KvCache,
+    /// Keep keys and values in F32 instead of llama.cpp's F16 (for F32 models: F16 rounds
+    /// them to 11 significant bits).
+    pub kv_f32: bool,
 }
 
 /// Where the graph callback copies `result_norm`. Boxed so its address stays fixed.
@@ -184,6 +187,10 @@ impl<'m> Context<'m> {
         cp.n_threads = params.n_threads;
         cp.n_threads_batch = params.n_threads;
         cp.kv_unified = params.kv_cache == KvCache::Unified;
+        if params.kv_f32 {
+            cp.type_k = sys::GGML_TYPE_F32;
+            cp.type_v = sys::GGML_TYPE_F32;
+        }
         if params.kv_cache == KvCache::PerSequence {
             // Each sequence's stream gets n_ctx / n_seq_max cells: room for a whole decode.
             cp.n_ctx = params.n_ctx.saturating_mul(params.n_seq_max);

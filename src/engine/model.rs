@@ -165,6 +165,16 @@ impl Model {
     /// contains `<|endoftext|>` stays text. Returns `None` when the text is too large for
     /// llama.cpp (over 2 GiB).
     pub fn tokenize(&self, text: &str) -> Option<Vec<i32>> {
+        self.tokenize_with(text, false)
+    }
+
+    /// Tokenizes a fixed prompt template of ours, whose special tokens (`<|im_start|>`) are
+    /// meant: they become their ids. Never for user text.
+    pub fn tokenize_template(&self, text: &str) -> Option<Vec<i32>> {
+        self.tokenize_with(text, true)
+    }
+
+    fn tokenize_with(&self, text: &str, parse_special: bool) -> Option<Vec<i32>> {
         let len = i32::try_from(text.len()).ok()?;
         // Most text takes well under one token per two bytes; llama.cpp reports the exact
         // count (negated) when the guess is short, and then we tokenize once more.
@@ -180,7 +190,7 @@ impl Model {
                     tokens.as_mut_ptr(),
                     capacity,
                     false,
-                    false,
+                    parse_special,
                 )
             };
             match usize::try_from(n) {

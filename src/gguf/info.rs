@@ -60,7 +60,42 @@ pub struct ModelInfo {
     pub eos_token_id: Option<u64>,
     /// The id of `<|endoftext|>`, which we append to every input.
     pub end_of_text_id: u32,
+    /// What the file is for, as far as it says: an embedding model or a reranker.
+    pub kind: ModelKind,
+    /// What in the file decided [`kind`](Self::kind), for messages (`None` when unknown).
+    pub kind_evidence: Option<String>,
 }
+
+/// What a model file is for. Qwen3-Embedding and Qwen3-Reranker share one architecture
+/// (`qwen3`), so only the metadata and the tensors tell them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ModelKind {
+    /// An embedding model (Qwen3-Embedding): pooling type LAST, or a name that says so.
+    Embedding,
+    /// A reranker (Qwen3-Reranker): pooling type RANK, a `cls.output.weight` head, a `rerank`
+    /// chat template, or a name that says so.
+    Reranker,
+    /// Nothing in the file says (a plain causal-LM conversion, or an old file without a
+    /// pooling type): both [`Embedder`](crate::Embedder) and [`Reranker`](crate::Reranker)
+    /// accept it.
+    Unknown,
+}
+
+impl ModelKind {
+    /// `embedding`, `reranker` or `unknown`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Embedding => "embedding",
+            ModelKind::Reranker => "reranker",
+            ModelKind::Unknown => "unknown",
+        }
+    }
+}
+
+/// The tensor llama.cpp's converter writes a reranker's classifier head to.
+pub const CLS_OUTPUT: &str = "cls.output.weight";
 
 impl ModelInfo {
     /// Checks that a GGUF file is a model we can embed with, and summarises it.
@@ -115,9 +150,48 @@ impl ModelInfo {
                 .and_then(Value::as_bool),
             eos_token_id: file.get_u64("tokenizer.ggml.eos_token_id"),
             end_of_text_id: 0,
+            kind: ModelKind::Unknown,
+            kind_evidence: None,
             architecture,
         };
-        info.with_vocabulary(file)?.check_tensors(file)
+        info.with_vocabulary(file)?
+            .check_tensors(file)?
+            .with_kind(file)
+    }
+
+    /// Decides what the file is for, from the strongest evidence it holds.
+    fn with_kind(mut self, file: &GgufFile) -> Result<Self, GgufError> {
+        let name = self.name.as_deref().unwrap_or("").to_ascii_lowercase();
+        let (kind, evidence) = if file.tensor(CLS_OUTPUT).is_some() {
+            (
+                ModelKind::Reranker,
+                format!("it has a classifier head ({CLS_OUTPUT})"),
+            )
+        } else if self.pooling.as_deref() == Some("rank") {
+            (ModelKind::Reranker, "its pooling type is RANK".into())
+        } else if file.get("tokenizer.chat_template.rerank").is_some() {
+            (
+                ModelKind::Reranker,
+                "it has a rerank prompt template".into(),
+            )
+        } else if self.pooling.as_deref() == Some("last") {
+            (ModelKind::Embedding, "its pooling type is LAST".into())
+        } else if name.contains("rerank") {
+            (
+                ModelKind::Reranker,
+                format!("its name is {:?}", self.name.as_deref().unwrap_or("")),
+            )
+        } else if name.contains("embedding") {
+            (
+                ModelKind::Embedding,
+                format!("its name is {:?}", self.name.as_deref().unwrap_or("")),
+            )
+        } else {
+            return Ok(self);
+        };
+        self.kind = kind;
+        self.kind_evidence = Some(evidence);
+        Ok(self)
     }
 
     /// Reads the vocabulary size and finds `<|endoftext|>` in it.
@@ -167,7 +241,32 @@ impl ModelInfo {
         expect("output_norm.weight", &[n_embd])?;
         let last = self.block_count - 1;
         expect(&format!("blk.{last}.ffn_norm.weight"), &[n_embd])?;
+        if file.tensor(CLS_OUTPUT).is_some() {
+            // llama.cpp expects one row per classifier label (one without labels) and throws
+            // on any other shape: say so before it sees the file.
+            let labels = self.classifier_labels(file)?.map_or(1, |l| l.len() as u64);
+            expect(CLS_OUTPUT, &[n_embd, labels])?;
+        }
         Ok(self)
+    }
+
+    /// `{arch}.classifier.output_labels`: the names of a classifier head's rows, if the file
+    /// has them.
+    pub fn classifier_labels(&self, file: &GgufFile) -> Result<Option<Vec<String>>, GgufError> {
+        let key = format!("{}.classifier.output_labels", self.architecture);
+        match file.get(&key) {
+            None => Ok(None),
+            Some(Value::Array(a)) if a.element_type == ValueType::String => Ok(Some(
+                file.array_strings(a)
+                    .expect("a string array")
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect(),
+            )),
+            Some(_) => Err(GgufError::InvalidKey {
+                key,
+                reason: "not an array of strings".into(),
+            }),
+        }
     }
 
     /// The model's quantization as the catalog names it (`Q8_0`, `F16`, ...), when known.

@@ -7,6 +7,7 @@
 //! every tensor's data lies inside the file. [`ModelInfo`] then checks that the file is a model we
 //! can embed with and summarises it.
 
+pub mod dequant;
 pub mod f16x16;
 mod info;
 pub mod prepack;
@@ -20,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
-pub use info::{ModelInfo, SUPPORTED_ARCHITECTURES};
+pub use info::{CLS_OUTPUT, ModelInfo, ModelKind, SUPPORTED_ARCHITECTURES};
 pub use types::{ArrayRef, TensorInfo, TensorType, Value, ValueType, file_type_name};
 
 /// The first four bytes of every GGUF file.
@@ -89,6 +90,9 @@ pub enum GgufError {
     /// A tensor the model needs is absent or has the wrong shape.
     #[error("the model file lacks a valid tensor {0:?}; it is not a complete model")]
     MissingTensor(String),
+    /// A reranker's "yes" and "no" output rows cannot be found or read.
+    #[error("cannot score with this file: {0}")]
+    NoRerankHead(String),
 }
 
 /// A validated GGUF file: its header, metadata and tensor table, over a memory map.
@@ -193,6 +197,55 @@ impl GgufFile {
         let t = self.tensor(name)?;
         let start = self.data_offset + t.offset;
         Some(start..start + t.size)
+    }
+
+    /// The bytes of a tensor's data (bounds were checked on open).
+    pub fn tensor_data(&self, name: &str) -> Option<&[u8]> {
+        let range = self.tensor_file_range(name)?;
+        Some(&self.map[range.start as usize..range.end as usize])
+    }
+
+    /// Rows of a 2-D tensor, dequantised to f32 (row `i` is `dims[0]` values, as ggml stores
+    /// them). Reads only those rows' bytes. Fails for a tensor that is absent, not 2-D, of a
+    /// type [`dequant`] does not read, or asked for a row it does not have.
+    pub fn dequantize_rows(&self, name: &str, rows: &[u64]) -> Result<Vec<Vec<f32>>, GgufError> {
+        let t = self
+            .tensor(name)
+            .ok_or_else(|| GgufError::MissingTensor(name.into()))?;
+        let invalid = |reason: String| GgufError::InvalidKey {
+            key: format!("tensor {name}"),
+            reason,
+        };
+        if t.dims.len() != 2 {
+            return Err(invalid(format!(
+                "expected a matrix, found dimensions {:?}",
+                t.dims
+            )));
+        }
+        if !dequant::can_dequantize(t.tensor_type) {
+            return Err(invalid(format!(
+                "its type {} cannot be read outside llama.cpp (gguf-embed reads {})",
+                t.tensor_type.name,
+                dequant::DEQUANTIZABLE.join(", ")
+            )));
+        }
+        let data = self.tensor_data(name).expect("the tensor exists");
+        let row_bytes = (t.dims[0] / t.tensor_type.block_size * t.tensor_type.type_size) as usize;
+        rows.iter()
+            .map(|&row| {
+                if row >= t.dims[1] {
+                    return Err(invalid(format!(
+                        "it has no row {row} (it has {})",
+                        t.dims[1]
+                    )));
+                }
+                let start = row as usize * row_bytes;
+                Ok(
+                    dequant::dequantize_row(t.tensor_type, &data[start..start + row_bytes])
+                        .expect("whole blocks of a readable type"),
+                )
+            })
+            .collect()
     }
 
     /// Offset of the tensor table from the start of the file: the metadata ends there.

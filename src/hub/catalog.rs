@@ -1,15 +1,20 @@
-//! The official Qwen3-Embedding GGUF files, compiled in from `models/catalog.tsv`.
+//! The GGUF files gguf-embed knows by name (the official Qwen3-Embedding files and the default
+//! Qwen3-Reranker file), compiled in from `models/catalog.tsv`.
 
 use serde::Serialize;
 
-/// One official model file.
+use crate::gguf::ModelKind;
+
+/// One model file of the catalog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct CatalogEntry {
+    /// What the model is for: [`ModelKind::Embedding`] or [`ModelKind::Reranker`].
+    pub kind: ModelKind,
     /// Model size: `0.6B`, `4B` or `8B`.
     pub size: &'static str,
     /// Quantization: `Q8_0`, `F16`, `Q4_K_M`, ...
     pub quant: &'static str,
-    /// Output dimensions (the hidden size).
+    /// The hidden size (an embedding model's output dimensions).
     pub dimensions: u32,
     /// The Hugging Face repository.
     pub repo: &'static str,
@@ -21,7 +26,7 @@ pub struct CatalogEntry {
     pub sha256: Option<&'static str>,
 }
 
-/// Every official file, smallest model first.
+/// Every file, embedding models first, smallest model first.
 pub fn catalog() -> &'static [CatalogEntry] {
     CATALOG
 }
@@ -33,25 +38,35 @@ pub const DEFAULT_SIZE: &str = "0.6B";
 /// The default quantization.
 pub const DEFAULT_QUANT: &str = "Q8_0";
 
-/// Looks up an official file by size and quantization (case-insensitive).
-pub fn find(size: &str, quant: &str) -> Option<&'static CatalogEntry> {
-    CATALOG
-        .iter()
-        .find(|e| e.size.eq_ignore_ascii_case(size) && e.quant.eq_ignore_ascii_case(quant))
+/// Looks up a file of `kind` by size and quantization (case-insensitive).
+pub fn find_of(kind: ModelKind, size: &str, quant: &str) -> Option<&'static CatalogEntry> {
+    CATALOG.iter().find(|e| {
+        e.kind == kind && e.size.eq_ignore_ascii_case(size) && e.quant.eq_ignore_ascii_case(quant)
+    })
 }
 
-/// The quantizations offered for a size.
-pub fn quants_of(size: &str) -> Vec<&'static str> {
+/// The default reranker: the 0.6B Q8_0 file.
+pub fn default_reranker() -> &'static CatalogEntry {
+    find_of(ModelKind::Reranker, DEFAULT_SIZE, DEFAULT_QUANT)
+        .expect("models/catalog.tsv lists the default reranker")
+}
+
+/// The quantizations offered for a size of `kind`.
+pub fn quants_of_kind(kind: ModelKind, size: &str) -> Vec<&'static str> {
     CATALOG
         .iter()
-        .filter(|e| e.size.eq_ignore_ascii_case(size))
+        .filter(|e| e.kind == kind && e.size.eq_ignore_ascii_case(size))
         .map(|e| e.quant)
         .collect()
 }
 
-/// The sizes in the catalog.
-pub fn sizes() -> Vec<&'static str> {
-    let mut sizes: Vec<&str> = CATALOG.iter().map(|e| e.size).collect();
+/// The sizes of `kind` in the catalog.
+pub fn sizes_of(kind: ModelKind) -> Vec<&'static str> {
+    let mut sizes: Vec<&str> = CATALOG
+        .iter()
+        .filter(|e| e.kind == kind)
+        .map(|e| e.size)
+        .collect();
     sizes.dedup();
     sizes
 }
@@ -62,7 +77,7 @@ mod tests {
 
     #[test]
     fn the_official_files_are_pinned() {
-        let q8 = find("0.6b", "q8_0").unwrap();
+        let q8 = find_of(ModelKind::Embedding, "0.6b", "q8_0").unwrap();
         assert_eq!(q8.repo, "Qwen/Qwen3-Embedding-0.6B-GGUF");
         assert_eq!(q8.file, "Qwen3-Embedding-0.6B-Q8_0.gguf");
         assert_eq!(q8.bytes, Some(639_150_592));
@@ -70,19 +85,38 @@ mod tests {
             q8.sha256,
             Some("06507c7b42688469c4e7298b0a1e16deff06caf291cf0a5b278c308249c3e439")
         );
-        let f16 = find("0.6B", "F16").unwrap();
+        let f16 = find_of(ModelKind::Embedding, "0.6B", "F16").unwrap();
         assert_eq!(f16.file, "Qwen3-Embedding-0.6B-f16.gguf");
-        assert_eq!(quants_of("0.6B"), ["Q8_0", "F16"]);
+        assert_eq!(
+            quants_of_kind(ModelKind::Embedding, "0.6B"),
+            ["Q8_0", "F16"]
+        );
     }
 
     #[test]
     fn larger_models_offer_more_quantizations() {
-        assert_eq!(sizes(), ["0.6B", "4B", "8B"]);
-        let q4 = find("4B", "Q4_K_M").unwrap();
+        assert_eq!(sizes_of(ModelKind::Embedding), ["0.6B", "4B", "8B"]);
+        let q4 = find_of(ModelKind::Embedding, "4B", "Q4_K_M").unwrap();
         assert_eq!(q4.file, "Qwen3-Embedding-4B-Q4_K_M.gguf");
         assert_eq!(q4.dimensions, 2560);
         assert_eq!(q4.sha256, None);
-        assert_eq!(quants_of("8B").len(), 6);
-        assert!(find("0.6B", "Q4_K_M").is_none());
+        assert_eq!(quants_of_kind(ModelKind::Embedding, "8B").len(), 6);
+        assert!(find_of(ModelKind::Embedding, "0.6B", "Q4_K_M").is_none());
+    }
+
+    #[test]
+    fn the_default_reranker_is_llama_cpps_conversion() {
+        let r = default_reranker();
+        assert_eq!(r.kind, ModelKind::Reranker);
+        assert_eq!(r.repo, "ggml-org/Qwen3-Reranker-0.6B-Q8_0-GGUF");
+        assert_eq!(r.file, "qwen3-reranker-0.6b-q8_0.gguf");
+        // No independent pin: downloads are checked against the sha256 the Hub publishes.
+        assert_eq!(r.sha256, None);
+        assert_eq!(sizes_of(ModelKind::Reranker), ["0.6B"]);
+        // The same size and quantization name another file for each kind.
+        let embedding = find_of(ModelKind::Embedding, "0.6B", "Q8_0").unwrap();
+        assert_eq!(embedding.repo, "Qwen/Qwen3-Embedding-0.6B-GGUF");
+        assert!(find_of(ModelKind::Reranker, "0.6B", "F16").is_none());
+        assert!(catalog().iter().all(|e| e.kind != ModelKind::Unknown));
     }
 }

@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-pub use catalog::{CatalogEntry, DEFAULT_QUANT, DEFAULT_SIZE, catalog};
+pub use catalog::{CatalogEntry, DEFAULT_QUANT, DEFAULT_SIZE, catalog, default_reranker, find_of};
 pub use config::{DEFAULT_ENDPOINT, HubConfig};
 pub use http::{FileMetadata, is_sha256};
 pub use spec::{DEFAULT_REVISION, HubFile, ModelSpec};

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::HubError;
 use super::catalog::{self, CatalogEntry};
+use crate::gguf::ModelKind;
 
 /// The default revision of a repository.
 pub const DEFAULT_REVISION: &str = "main";
@@ -70,7 +71,14 @@ impl fmt::Display for ModelSpec {
 impl ModelSpec {
     /// The official file of a size (`0.6B`, `4B`, `8B`) and quantization.
     pub fn official(size: &str, quant: &str) -> Result<Self, HubError> {
-        let entry = catalog::find(size, quant).ok_or_else(|| unknown_official(size, quant))?;
+        Self::official_of(ModelKind::Embedding, size, quant)
+    }
+
+    /// The catalog's file of `kind` (an embedding model or a reranker), size and
+    /// quantization.
+    pub fn official_of(kind: ModelKind, size: &str, quant: &str) -> Result<Self, HubError> {
+        let entry = catalog::find_of(kind, size, quant)
+            .ok_or_else(|| unknown_official(kind, size, quant))?;
         Ok(ModelSpec::Hub(HubFile::official(entry)))
     }
 
@@ -81,7 +89,8 @@ impl ModelSpec {
     /// - a catalog name: `Qwen/Qwen3-Embedding-0.6B` (or `-GGUF`), `Qwen3-Embedding-4B`,
     ///   optionally with a quantization: `Qwen3-Embedding-4B-Q4_K_M`,
     ///   `qwen3-embedding-0.6b:f16`, or the official file name itself. Without one,
-    ///   `default_quant` is used.
+    ///   `default_quant` is used. The catalog's reranker goes by `Qwen3-Reranker-0.6B`, its
+    ///   repository `ggml-org/Qwen3-Reranker-0.6B-Q8_0-GGUF` or its file name.
     pub fn parse(spec: &str, default_quant: &str) -> Result<Self, HubError> {
         let spec = spec.trim();
         if let Some(rest) = spec.strip_prefix("hf:") {
@@ -106,16 +115,26 @@ impl ModelSpec {
     }
 }
 
-fn unknown_official(size: &str, quant: &str) -> HubError {
-    let quants = catalog::quants_of(size);
+/// The catalog's name of a kind of model, as in `Qwen3-Embedding-0.6B`.
+fn family(kind: ModelKind) -> &'static str {
+    match kind {
+        ModelKind::Reranker => "Qwen3-Reranker",
+        _ => "Qwen3-Embedding",
+    }
+}
+
+fn unknown_official(kind: ModelKind, size: &str, quant: &str) -> HubError {
+    let quants = catalog::quants_of_kind(kind, size);
     if quants.is_empty() {
         HubError::InvalidSpec(format!(
-            "unknown model size {size:?}; sizes: {}",
-            catalog::sizes().join(", ")
+            "unknown {} size {size:?}; sizes: {}",
+            family(kind),
+            catalog::sizes_of(kind).join(", ")
         ))
     } else {
         HubError::InvalidSpec(format!(
-            "Qwen3-Embedding-{size} has no {quant} file; available: {}",
+            "{}-{size} has no {quant} file in the catalog; available: {}",
+            family(kind),
             quants.join(", ")
         ))
     }
@@ -127,13 +146,22 @@ fn parse_catalog_name(
     default_quant: &str,
 ) -> Result<Option<&'static CatalogEntry>, HubError> {
     let lower = spec.to_ascii_lowercase();
-    let name = lower.strip_prefix("qwen/").unwrap_or(&lower);
+    let name = ["qwen/", "ggml-org/"]
+        .iter()
+        .find_map(|owner| lower.strip_prefix(owner))
+        .unwrap_or(&lower);
     let name = name.strip_suffix(".gguf").unwrap_or(name);
-    let Some(rest) = name.strip_prefix("qwen3-embedding-") else {
+    let Some((kind, rest)) = [ModelKind::Embedding, ModelKind::Reranker]
+        .into_iter()
+        .find_map(|kind| {
+            let prefix = format!("{}-", family(kind).to_ascii_lowercase());
+            name.strip_prefix(&prefix).map(|rest| (kind, rest))
+        })
+    else {
         return Ok(None);
     };
     let rest = rest.strip_suffix("-gguf").unwrap_or(rest);
-    for size in catalog::sizes() {
+    for size in catalog::sizes_of(kind) {
         let size_lower = size.to_ascii_lowercase();
         let Some(tail) = rest.strip_prefix(&size_lower) else {
             continue;
@@ -143,9 +171,9 @@ fn parse_catalog_name(
             t if t.starts_with('-') || t.starts_with(':') => t[1..].to_string(),
             _ => continue,
         };
-        return catalog::find(size, &quant)
+        return catalog::find_of(kind, size, &quant)
             .map(Some)
-            .ok_or_else(|| unknown_official(size, &quant));
+            .ok_or_else(|| unknown_official(kind, size, &quant));
     }
     Ok(None)
 }
@@ -253,6 +281,34 @@ mod tests {
             _ => unreachable!(),
         };
         assert_eq!(f.file, "Qwen3-Embedding-8B-Q6_K.gguf");
+    }
+
+    #[test]
+    fn the_reranker_goes_by_its_names() {
+        for spec in [
+            "Qwen3-Reranker-0.6B",
+            "qwen/qwen3-reranker-0.6b",
+            "ggml-org/Qwen3-Reranker-0.6B-Q8_0-GGUF",
+            "qwen3-reranker-0.6b-q8_0.gguf",
+            "Qwen3-Reranker-0.6B:Q8_0",
+        ] {
+            let f = hub(spec);
+            assert_eq!(f.repo, "ggml-org/Qwen3-Reranker-0.6B-Q8_0-GGUF", "{spec}");
+            assert_eq!(f.entry.unwrap().kind, ModelKind::Reranker);
+        }
+        let err = ModelSpec::parse("Qwen3-Reranker-0.6B-F16", "Q8_0")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Qwen3-Reranker-0.6B has no f16 file"), "{err}");
+        assert!(err.contains("available: Q8_0"), "{err}");
+        let err = ModelSpec::official_of(ModelKind::Reranker, "4B", "Q8_0")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown Qwen3-Reranker size"), "{err}");
+        assert!(matches!(
+            ModelSpec::official_of(ModelKind::Reranker, "0.6B", "Q8_0").unwrap(),
+            ModelSpec::Hub(f) if f.file == "qwen3-reranker-0.6b-q8_0.gguf"
+        ));
     }
 
     #[test]

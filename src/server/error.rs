@@ -16,6 +16,11 @@ pub enum Api {
     Ollama,
     /// `/embed`.
     Tei,
+    /// `/v1/rerank` and `/rerank` in the llama-server / Jina / Cohere shape (OpenAI-shaped
+    /// errors, as llama-server answers).
+    Rerank,
+    /// `/rerank` and `/v1/rerank` in TEI's shape (a body with `texts`).
+    TeiRerank,
 }
 
 impl Api {
@@ -25,6 +30,8 @@ impl Api {
             Api::OpenAi => "openai",
             Api::Ollama => "ollama",
             Api::Tei => "tei",
+            Api::Rerank => "rerank",
+            Api::TeiRerank => "tei_rerank",
         }
     }
 }
@@ -86,6 +93,12 @@ impl ApiError {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, Kind::TooLarge, message)
     }
 
+    /// 404: the server has no model for this route (a reranker route on a server without a
+    /// reranker, or the reverse).
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, Kind::InvalidRequest, message)
+    }
+
     /// 401: the API key is missing or wrong.
     pub fn unauthorized() -> Self {
         Self::new(
@@ -104,7 +117,7 @@ impl ApiError {
     /// The response in `api`'s error shape.
     pub fn into_response_for(self, api: Api) -> Response {
         let body = match api {
-            Api::OpenAi => json!({"error": {
+            Api::OpenAi | Api::Rerank => json!({"error": {
                 "message": self.message,
                 "type": match self.kind {
                     Kind::InvalidRequest | Kind::TooLarge => "invalid_request_error",
@@ -121,7 +134,7 @@ impl ApiError {
                 },
             }}),
             Api::Ollama => json!({"error": self.message}),
-            Api::Tei => json!({
+            Api::Tei | Api::TeiRerank => json!({
                 "error": self.message,
                 "error_type": match self.kind {
                     Kind::InvalidRequest | Kind::TooLarge => "Validation",
@@ -150,6 +163,7 @@ impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
         match &error {
             Error::TooLong { .. } => ApiError::too_large(error.to_string()).param("input"),
+            Error::QueryTooLong { .. } => ApiError::too_large(error.to_string()).param("query"),
             Error::InvalidOption(_) => ApiError::unprocessable(error.to_string()),
             Error::InvalidToken { .. } | Error::InputTooLarge { .. } => {
                 ApiError::unprocessable(error.to_string()).param("input")

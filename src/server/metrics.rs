@@ -14,7 +14,7 @@ use crate::DecodeStats;
 /// Labels of a finished request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    /// openai, ollama or tei.
+    /// openai, ollama, tei, rerank or tei_rerank.
     pub api: String,
     /// The HTTP status code.
     pub status: u16,
@@ -50,6 +50,10 @@ pub struct Metrics {
     pub queue_depth: Gauge<i64, std::sync::atomic::AtomicI64>,
     /// Inputs refused because the queue was full.
     pub rejected: Counter<u64, AtomicU64>,
+    /// Query-document pairs reranked.
+    pub rerank_pairs: Counter,
+    /// Tokens of the reranked pairs' prompts.
+    pub rerank_tokens: Counter,
 }
 
 impl Metrics {
@@ -114,6 +118,18 @@ impl Metrics {
             "Requests refused because the queue was full",
             rejected.clone(),
         );
+        let rerank_pairs = Counter::default();
+        registry.register(
+            "rerank_pairs",
+            "Query-document pairs scored by the reranker",
+            rerank_pairs.clone(),
+        );
+        let rerank_tokens = Counter::default();
+        registry.register(
+            "rerank_tokens",
+            "Tokens of the reranked pairs' prompts",
+            rerank_tokens.clone(),
+        );
         Self {
             registry,
             requests,
@@ -126,6 +142,8 @@ impl Metrics {
             decode_seconds,
             queue_depth,
             rejected,
+            rerank_pairs,
+            rerank_tokens,
         }
     }
 

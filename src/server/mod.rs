@@ -1,5 +1,6 @@
 //! An embeddings server that speaks the OpenAI (`/v1/embeddings`), Ollama (`/api/embed`) and
-//! text-embeddings-inference (`/embed`) APIs from one process.
+//! text-embeddings-inference (`/embed`) APIs from one process, and, given a [`Reranker`], the
+//! rerank APIs of llama-server, Jina and Cohere (`/v1/rerank`) and TEI (`/rerank`).
 //!
 //! Requests from concurrent clients go through one [`Embedder`], whose engine thread packs
 //! their inputs into shared decodes (dynamic batching); every response gets exactly its own
@@ -24,6 +25,7 @@ mod admission;
 mod error;
 mod metrics;
 mod ollama;
+mod rerank;
 mod routes;
 mod tei;
 mod warnings;
@@ -38,7 +40,7 @@ pub use metrics::Metrics;
 pub use routes::router;
 pub use warnings::{WARNING_INTERVAL, Warnings};
 
-use crate::{Embedder, EmbedderOptions};
+use crate::{Embedder, EmbedderOptions, Reranker};
 
 /// How the server listens and what it accepts.
 #[derive(Debug, Clone)]
@@ -80,8 +82,12 @@ impl Default for ServerConfig {
 
 /// Everything the handlers share.
 pub struct AppState {
-    /// The engine.
-    pub embedder: Embedder,
+    /// The embedding model, if the server has one (a server may serve a reranker alone).
+    pub embedder: Option<Embedder>,
+    /// The reranker, if the server has one.
+    pub reranker: Option<Reranker>,
+    /// The name reported as the reranker's `model`.
+    pub reranker_name: String,
     /// The limits.
     pub config: ServerConfig,
     /// The metrics.
@@ -101,8 +107,32 @@ pub struct AppState {
 impl AppState {
     /// The state for serving `embedder` with `config`.
     pub fn new(embedder: Embedder, metrics: Arc<Metrics>, config: ServerConfig) -> Self {
+        Self::serving(Some(embedder), None, metrics, config)
+    }
+
+    /// The state for serving a reranker alone; `config.model_name` names it.
+    pub fn reranker_only(reranker: Reranker, metrics: Arc<Metrics>, config: ServerConfig) -> Self {
+        Self::serving(None, Some(reranker), metrics, config)
+    }
+
+    /// Serves `reranker` beside the embedder, under `name`. For both models to take turns on
+    /// the cores instead of decoding at once, load them with one
+    /// [`DecodeTurns`](crate::DecodeTurns).
+    pub fn with_reranker(mut self, reranker: Reranker, name: impl Into<String>) -> Self {
+        self.reranker = Some(reranker);
+        self.reranker_name = name.into();
+        self
+    }
+
+    fn serving(
+        embedder: Option<Embedder>,
+        reranker: Option<Reranker>,
+        metrics: Arc<Metrics>,
+        config: ServerConfig,
+    ) -> Self {
         Self {
             model_name: config.model_name.clone(),
+            reranker_name: config.model_name.clone(),
             admission: Admission::new(config.max_queued),
             tokenizers: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -110,9 +140,39 @@ impl AppState {
             warnings: Warnings::default(),
             digest: tokio::sync::OnceCell::new(),
             embedder,
+            reranker,
             config,
             metrics,
         }
+    }
+
+    /// The embedding model, or the 404 a reranker-only server answers embedding requests with.
+    pub(crate) fn embedder(&self) -> Result<&Embedder, ApiError> {
+        self.embedder.as_ref().ok_or_else(|| {
+            ApiError::not_found(format!(
+                "this server serves the reranker {} and no embedding model; start one with \
+                 `gguf-embed serve --model EMBEDDING_MODEL --reranker {}`",
+                self.reranker_name, self.reranker_name
+            ))
+        })
+    }
+
+    /// The engine of the model this server is named after: the embedding model, else the
+    /// reranker (a reranker-only server). Its file, tokenizer and limits answer the discovery
+    /// routes (/api/tags, /api/show, TEI's /info, /tokenize, /decode).
+    pub(crate) fn model(&self) -> &Embedder {
+        match (&self.embedder, &self.reranker) {
+            (Some(embedder), _) => embedder,
+            (None, Some(reranker)) => reranker.engine(),
+            // Both constructors (`new`, `reranker_only`) store a model.
+            (None, None) => unreachable!("a server state always holds a model"),
+        }
+    }
+
+    /// Inputs waiting or running in both models' engines.
+    pub fn queued(&self) -> usize {
+        self.embedder.as_ref().map_or(0, Embedder::queued)
+            + self.reranker.as_ref().map_or(0, Reranker::queued)
     }
 }
 
@@ -121,7 +181,7 @@ impl AppState {
     /// Hugging Face cache (its blob is named by it), hashed once on a blocking thread otherwise
     /// (about a second for 600 MB); empty when the file cannot be read.
     pub async fn model_digest(&self) -> String {
-        let path = self.embedder.info().path.clone();
+        let path = self.model().info().path.clone();
         self.digest
             .get_or_init(|| async move {
                 let hashed = tokio::task::spawn_blocking(move || {
@@ -191,8 +251,17 @@ pub async fn serve_on(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let state = Arc::new(AppState::new(embedder, metrics, config));
-    axum::serve(listener, router(state))
+    serve_state(listener, AppState::new(embedder, metrics, config), shutdown).await
+}
+
+/// [`serve_on`] with state built by the caller: an embedder and a reranker
+/// ([`AppState::with_reranker`]), or a reranker alone ([`AppState::reranker_only`]).
+pub async fn serve_state(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(Arc::new(state)))
         .with_graceful_shutdown(shutdown)
         .await
 }

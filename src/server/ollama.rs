@@ -87,7 +87,7 @@ fn ollama_name(state: &AppState) -> String {
 
 /// `details` as Ollama reports it.
 fn details(state: &AppState) -> Value {
-    let info = state.embedder.info();
+    let info = state.model().info();
     json!({
         "parent_model": "",
         "format": "gguf",
@@ -110,7 +110,7 @@ fn parameter_size(parameters: u64) -> String {
 
 /// The model file's modification time, RFC 3339 (UTC).
 fn modified_at(state: &AppState) -> String {
-    let modified = std::fs::metadata(&state.embedder.info().path)
+    let modified = std::fs::metadata(&state.model().info().path)
         .and_then(|m| m.modified())
         .unwrap_or(SystemTime::UNIX_EPOCH);
     rfc3339(modified)
@@ -149,7 +149,7 @@ async fn tags(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respons
             "name": name,
             "model": name,
             "modified_at": modified_at(&state),
-            "size": state.embedder.info().file_size,
+            "size": state.model().info().file_size,
             "digest": state.model_digest().await,
             "details": details(&state),
         }]}))
@@ -182,7 +182,7 @@ async fn show(
 
 /// `/api/show`: this server has one model, so any name shows it.
 async fn show_model(state: Arc<AppState>, _req: ShowRequest) -> Result<Response, ApiError> {
-    let info = state.embedder.info();
+    let info = state.model().info();
     let arch = &info.architecture;
     let mut model_info = serde_json::Map::new();
     model_info.insert("general.architecture".into(), json!(arch));

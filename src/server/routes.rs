@@ -26,6 +26,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/embeddings", routing::post(openai))
         .route("/api/embed", routing::post(ollama))
         .route("/embed", routing::post(tei))
+        .route("/", routing::post(super::rerank::root))
+        .merge(super::rerank::routes())
         .route("/v1/models", routing::get(models))
         .route("/health", routing::get(health))
         .route("/metrics", routing::get(metrics))
@@ -191,7 +193,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Parses a JSON body, mapping every failure to a clear 4xx.
-fn parse<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+pub(super) fn parse<T: DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::too_large("the request body is larger than the server's limit (--max-body)")
@@ -267,7 +271,7 @@ fn check_token_input(
 
 /// Texts up to this many bytes in all are tokenized on the async thread (microseconds);
 /// larger requests are tokenized on a blocking thread so they do not stall other connections.
-const INLINE_TOKENIZE_BYTES: usize = 16 << 10;
+pub(super) const INLINE_TOKENIZE_BYTES: usize = 16 << 10;
 
 /// Admits, tokenizes, queues and awaits a request's inputs, and records metrics.
 ///
@@ -298,7 +302,7 @@ pub(super) async fn embed(
         }
         Inputs::Tokens(_) => true,
     };
-    let embedder = state.embedder.clone();
+    let embedder = state.embedder()?.clone();
     let submit = move || match inputs {
         Inputs::Texts(texts) => embedder.submit(&texts, &options),
         Inputs::Tokens(tokens) => embedder.submit_tokens(&tokens, &options),
@@ -592,24 +596,27 @@ async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
     if let Err(e) = authorize(&state, &headers) {
         return e.into_response_for(Api::OpenAi);
     }
-    Json(json!({
-        "object": "list",
-        "data": [{
+    let embedder = state.embedder.as_ref().map(|e| {
+        json!({
             "id": state.model_name,
             "object": "model",
             "created": 0,
             "owned_by": "gguf-embed",
-            "dimensions": state.embedder.dimensions(),
-        }],
-    }))
-    .into_response()
+            "dimensions": e.dimensions(),
+        })
+    });
+    let data: Vec<Value> = embedder
+        .into_iter()
+        .chain(super::rerank::model_entry(&state))
+        .collect();
+    Json(json!({"object": "list", "data": data})).into_response()
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Response {
     Json(json!({
         "status": "ok",
         "model": state.model_name,
-        "queued": state.embedder.queued(),
+        "queued": state.queued(),
         "admitted": state.admission.admitted(),
     }))
     .into_response()
@@ -619,10 +626,7 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
     if let Err(e) = authorize(&state, &headers) {
         return e.into_response_for(Api::OpenAi);
     }
-    state
-        .metrics
-        .queue_depth
-        .set(state.embedder.queued() as i64);
+    state.metrics.queue_depth.set(state.queued() as i64);
     (
         [(
             header::CONTENT_TYPE,

@@ -1,6 +1,7 @@
-//! text-embeddings-inference's other routes: `POST /` (what `huggingface_hub`'s
-//! `InferenceClient(model=URL).feature_extraction` posts to), `/info`, `/tokenize`, `/decode`
-//! and `/embed_all` (refused: see [`embed_all`]). `/embed` itself is in `routes`.
+//! text-embeddings-inference's other routes: `/info`, `/tokenize`, `/decode` and `/embed_all`
+//! (refused: see [`embed_all`]). `/embed` is in `routes`; `POST /` (what `huggingface_hub`'s
+//! `InferenceClient(model=URL).feature_extraction` posts to) is `rerank::root`, which sends it
+//! to `/embed`, or to `/rerank` on a reranker-only server.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,12 +17,11 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::{Api, ApiError};
-use super::routes::{InstructionFields, StringOrStrings, authorize, finish, handle, tei};
+use super::routes::{InstructionFields, StringOrStrings, authorize, finish, handle};
 
 /// The routes of this module.
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/", routing::post(tei))
         .route("/info", routing::get(info))
         .route("/tokenize", routing::post(tokenize))
         .route("/decode", routing::post(decode))
@@ -32,15 +32,19 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
 async fn info(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let started = Instant::now();
     let result = authorize(&state, &headers).map(|()| {
-        let model = state.embedder.info();
+        let model = state.model().info();
         Json(json!({
             "model_id": state.model_name,
             "model_sha": null,
             "model_dtype": model.file_type.clone().unwrap_or_default().to_ascii_lowercase(),
-            "model_type": {"embedding": {"pooling": "last_token"}},
+            "model_type": if state.embedder.is_some() {
+                json!({"embedding": {"pooling": "last_token"}})
+            } else {
+                json!({"reranker": {"id2label": {"0": "yes"}, "label2id": {"yes": 0}}})
+            },
             "max_concurrent_requests": state.config.max_queued,
-            "max_input_length": state.embedder.max_tokens(),
-            "max_batch_tokens": state.embedder.max_tokens(),
+            "max_input_length": state.model().max_tokens(),
+            "max_batch_tokens": state.model().max_tokens(),
             "max_batch_requests": null,
             "max_client_batch_size": state.config.max_inputs,
             "auto_truncate": false,
@@ -96,7 +100,7 @@ async fn tokenize_texts(state: Arc<AppState>, req: TokenizeRequest) -> Result<Re
         StringOrStrings::Many(v) => v,
     };
     check_count(&state, texts.len(), "inputs")?;
-    let embedder = state.embedder.clone();
+    let embedder = state.model().clone();
     let tokenized = tokio::task::spawn_blocking(move || {
         texts
             .iter()
@@ -150,7 +154,7 @@ async fn decode(
 async fn decode_ids(state: Arc<AppState>, req: DecodeRequest) -> Result<Response, ApiError> {
     let decode = |ids: &[u32]| {
         state
-            .embedder
+            .model()
             .decode(ids, req.skip_special_tokens)
             .map_err(|e| ApiError::from(e).param("ids"))
     };

@@ -5,6 +5,7 @@ pub mod f16_writer;
 pub mod mock_hub;
 pub mod python;
 pub mod repos;
+pub mod rerankers;
 pub mod server;
 pub mod vectors;
 pub mod workspace;

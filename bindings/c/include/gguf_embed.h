@@ -75,7 +75,8 @@ typedef enum GgufEmbedStatus {
   GGUF_EMBED_STATUS_BUFFER_SIZE = 4,
   /*
    The model could not be found, read or loaded (a missing file, an unknown name, a file
-   that is not a Qwen3-Embedding GGUF, a model that is not cached while offline).
+   that is not a Qwen3-Embedding GGUF, a reranker given to the embedder or the reverse, a
+   model that is not cached while offline).
    */
   GGUF_EMBED_STATUS_MODEL = 5,
   /*
@@ -84,7 +85,8 @@ typedef enum GgufEmbedStatus {
    */
   GGUF_EMBED_STATUS_DOWNLOAD = 6,
   /*
-   A text is longer than the token limit and truncation is off.
+   A text is longer than the token limit and truncation is off (or a reranker's query
+   leaves no room for a document).
    */
   GGUF_EMBED_STATUS_TOO_LONG = 7,
   /*
@@ -101,6 +103,12 @@ typedef enum GgufEmbedStatus {
    */
   GGUF_EMBED_STATUS_INTERNAL = 10,
 } GgufEmbedStatus;
+
+/*
+ A loaded reranker (Qwen3-Reranker). Opaque: create it with `gguf_embed_reranker_new`,
+ release it with `gguf_embed_reranker_free`.
+ */
+typedef struct GgufEmbedReranker GgufEmbedReranker;
 
 /*
  A loaded model. Opaque: create it with `gguf_embed_embedder_new`, release it with
@@ -178,6 +186,22 @@ typedef struct GgufEmbedText {
    */
   size_t len;
 } GgufEmbedText;
+
+/*
+ How to score one call's documents. Fill it with `gguf_embed_rerank_options_default`.
+ */
+typedef struct GgufEmbedRerankOptions {
+  /*
+   The task whose instruction says what a relevant document is:
+   `GGUF_EMBED_TASK_DOCUMENT` (0, the default) means the reranker's default, web search;
+   or `GGUF_EMBED_TASK_WEB_SEARCH`, `_SIMILARITY`, `_BITEXT`, `_CODE_SEARCH`.
+   */
+  int32_t task;
+  /*
+   An instruction of your own (NUL-terminated UTF-8); overrides `task` when not NULL.
+   */
+  const char *instruction;
+} GgufEmbedRerankOptions;
 
 #ifdef __cplusplus
 extern "C" {
@@ -277,6 +301,67 @@ enum GgufEmbedStatus gguf_embed_count_tokens(const struct GgufEmbedder *embedder
                                              struct GgufEmbedText text,
                                              const struct GgufEmbedOptions *options,
                                              size_t *count);
+
+/*
+ Fills `options` with the defaults (the web-search instruction). Does nothing when
+ `options` is NULL.
+
+ # Safety
+ `options` is NULL or points to writable memory for one `GgufEmbedRerankOptions`.
+ */
+void gguf_embed_rerank_options_default(struct GgufEmbedRerankOptions *options);
+
+/*
+ Loads a reranker and stores it in `*out` (set to NULL on failure).
+
+ `model` is a `.gguf` path, a catalog name ("Qwen3-Reranker-0.6B": the default reranker,
+ ggml-org/Qwen3-Reranker-0.6B-Q8_0-GGUF) or `hf:OWNER/REPO/FILE.gguf[@REVISION]`, found in
+ or downloaded to the Hugging Face cache as `gguf_embed_embedder_new` does. `options` (the
+ embedder's: quantization, device, threads, token limit per pair, truncation of documents,
+ offline) may be NULL for the defaults. An embedding model is refused
+ (`GGUF_EMBED_STATUS_MODEL`).
+
+ # Safety
+ `model` is NULL or a NUL-terminated string; `options` is NULL or points to an initialised
+ `GgufEmbedderOptions`; `out` is NULL or points to writable memory for one pointer.
+ */
+enum GgufEmbedStatus gguf_embed_reranker_new(const char *model,
+                                             const struct GgufEmbedderOptions *options,
+                                             struct GgufEmbedReranker **out);
+
+/*
+ Releases a reranker (NULL is allowed). No other thread may be using it.
+
+ # Safety
+ `reranker` is NULL or a pointer from `gguf_embed_reranker_new` not yet freed.
+ */
+void gguf_embed_reranker_free(struct GgufEmbedReranker *reranker);
+
+/*
+ Scores `n_documents` documents against `query`, in input order: `scores[i]` is P("yes")
+ for document i (the model's probability that it meets the query, in [0, 1]). `scores_len`
+ must be exactly `n_documents`. `log_odds`, when not NULL, receives logit("yes") -
+ logit("no") per document (sort by it: it still orders documents whose scores both round
+ to 1); `tokens`, when not NULL, each pair's prompt length after truncation. `options` may be
+ NULL (the web-search instruction). `n_documents` may be 0. Safe to call from several
+ threads at once.
+
+ # Safety
+ `reranker` is a live reranker; `query.data` has `query.len` readable bytes; `documents`
+ points to `n_documents` `GgufEmbedText`s whose bytes are readable; `scores` points to
+ `scores_len` writable floats; `log_odds` is NULL or points to `n_documents` writable
+ floats; `tokens` is NULL or points to `n_documents` writable `uint32_t`s; `options` is NULL
+ or initialised.
+ */
+enum GgufEmbedStatus gguf_embed_rerank(const struct GgufEmbedReranker *reranker,
+                                       struct GgufEmbedText query,
+                                       const struct GgufEmbedText *documents,
+                                       size_t n_documents,
+                                       const struct GgufEmbedRerankOptions *options,
+                                       float *scores,
+                                       size_t scores_len,
+                                       float *log_odds,
+                                       uint32_t *tokens);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -10,11 +10,15 @@
 //! - Every fallible function returns a `GgufEmbedStatus`; `gguf_embed_last_error` gives the
 //!   message of the last failure on the calling thread.
 //! - An embedder may be used from many threads at once; concurrent calls share decodes.
+//! - A reranker (Qwen3-Reranker: `gguf_embed_reranker_new`, `gguf_embed_rerank`,
+//!   `gguf_embed_reranker_free`) scores how well documents answer a query, with the same
+//!   conventions.
 //! - No panic crosses the boundary: a bug is reported as `GGUF_EMBED_STATUS_INTERNAL`.
 //!
 //! The only `unsafe` here is reading the caller's pointers, as each function's contract says.
 
 mod options;
+mod reranker;
 mod status;
 
 use std::ffi::c_char;
@@ -28,6 +32,7 @@ pub use options::{
     GGUF_EMBED_TASK_SIMILARITY, GGUF_EMBED_TASK_WEB_SEARCH, GGUF_EMBED_TRUNCATE_END,
     GGUF_EMBED_TRUNCATE_ERROR, GGUF_EMBED_TRUNCATE_START, GgufEmbedOptions, GgufEmbedderOptions,
 };
+pub use reranker::{GgufEmbedRerankOptions, GgufEmbedReranker};
 pub use status::GgufEmbedStatus;
 
 use options::opt_str;
@@ -133,7 +138,7 @@ pub unsafe extern "C" fn gguf_embed_embedder_new(
 }
 
 /// The local file for a model spec, downloaded into the Hugging Face cache when needed.
-fn resolve(model: &str, quant: &str, offline: bool) -> Result<PathBuf, Failure> {
+pub(crate) fn resolve(model: &str, quant: &str, offline: bool) -> Result<PathBuf, Failure> {
     let config = HubConfig::from_env();
     let offline = offline || config.offline;
     let spec = ModelSpec::parse(model, quant).map_err(gguf_embed::Error::from)?;
@@ -292,7 +297,10 @@ unsafe fn call_options(
 /// # Safety
 /// `texts` points to `n` `GgufEmbedText`s (or is NULL when `n` is 0), each with `len`
 /// readable bytes at `data`, alive during the call.
-unsafe fn read_texts<'a>(texts: *const GgufEmbedText, n: usize) -> Result<Vec<&'a str>, Failure> {
+pub(crate) unsafe fn read_texts<'a>(
+    texts: *const GgufEmbedText,
+    n: usize,
+) -> Result<Vec<&'a str>, Failure> {
     if n == 0 {
         return Ok(Vec::new());
     }

@@ -25,12 +25,14 @@ pub enum GgufEmbedStatus {
     /// The output buffer does not have exactly the number of floats the call writes.
     BufferSize = 4,
     /// The model could not be found, read or loaded (a missing file, an unknown name, a file
-    /// that is not a Qwen3-Embedding GGUF, a model that is not cached while offline).
+    /// that is not a Qwen3-Embedding GGUF, a reranker given to the embedder or the reverse, a
+    /// model that is not cached while offline).
     Model = 5,
     /// Downloading the model failed (network, access denied, a checksum mismatch, a full disk,
     /// an interrupted transfer: calling again resumes it).
     Download = 6,
-    /// A text is longer than the token limit and truncation is off.
+    /// A text is longer than the token limit and truncation is off (or a reranker's query
+    /// leaves no room for a document).
     TooLong = 7,
     /// Too many inputs are waiting; try again shortly.
     Busy = 8,
@@ -72,13 +74,15 @@ impl From<Error> for Failure {
     fn from(error: Error) -> Self {
         let status = match &error {
             Error::Hub(hub) => hub_status(hub),
-            Error::Model { .. } | Error::Load { .. } | Error::LoadCancelled | Error::Io { .. } => {
-                GgufEmbedStatus::Model
-            }
+            Error::Model { .. }
+            | Error::WrongModelKind { .. }
+            | Error::Load { .. }
+            | Error::LoadCancelled
+            | Error::Io { .. } => GgufEmbedStatus::Model,
             Error::InvalidOption(_) | Error::InvalidToken { .. } | Error::InputTooLarge { .. } => {
                 GgufEmbedStatus::InvalidArgument
             }
-            Error::TooLong { .. } => GgufEmbedStatus::TooLong,
+            Error::TooLong { .. } | Error::QueryTooLong { .. } => GgufEmbedStatus::TooLong,
             Error::Busy { .. } => GgufEmbedStatus::Busy,
             _ => GgufEmbedStatus::Engine,
         };

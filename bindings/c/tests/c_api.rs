@@ -350,3 +350,95 @@ fn c_program_gets_a_download_error_for_an_interrupted_download_and_the_next_load
         c_vectors(&exe, dir.path(), &texts, 0, 0)
     );
 }
+
+/// The reranker from C: the library's scores (the same engine through another door, so the
+/// same floats), in input order, and its faults.
+#[test]
+fn c_program_reranks_like_the_library_and_reports_faults() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = compile("rerank", dir.path(), Linking::Shared);
+    let model = workspace::models_dir().join("tiny-qwen3-reranker-q8_0.gguf");
+    let query = "What is the capital of France?";
+    let docs = [
+        "Paris is the capital and largest city of France.",
+        "Bake the bread for forty minutes at 220 degrees.",
+        "",
+        "東京は日本の首都であり、世界有数の大都市です。",
+    ];
+    let mut records = Vec::new();
+    for t in std::iter::once(&query).chain(&docs) {
+        records.extend_from_slice(format!("{}\n", t.len()).as_bytes());
+        records.extend_from_slice(t.as_bytes());
+        records.push(b'\n');
+    }
+    let file = dir.path().join("pairs.bin");
+    std::fs::write(&file, records).unwrap();
+    let out = Command::new(&exe)
+        .arg("score")
+        .arg(&model)
+        .arg(&file)
+        .arg("0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let options = gguf_embed::EmbedderOptions::default()
+        .with_device(gguf_embed::Device::Cpu)
+        .with_threads(2);
+    let reranker = gguf_embed::Reranker::new(&model, options).unwrap();
+    let mut want = reranker
+        .rerank(query, &docs, &gguf_embed::RerankOptions::default())
+        .unwrap();
+    want.sort_by_key(|r| r.index);
+    let got: Vec<(usize, f32, f32)> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let f: Vec<&str> = line.split(' ').collect();
+            (
+                f[0].parse().unwrap(),
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got.len(), docs.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(*g, (w.tokens, w.score, w.log_odds));
+    }
+
+    let out = Command::new(&exe)
+        .arg("faults")
+        .arg(&model)
+        .arg(f32_model())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "rerank.c faults failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for check in [
+        "new_embedding_model",
+        "new_null_model",
+        "new_null_out",
+        "embedder_refuses_a_reranker",
+        "wrong_buffer_size",
+        "null_documents",
+        "null_reranker",
+        "unknown_task",
+        "invalid_utf8_query",
+        "no_documents",
+        "custom_instruction",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == format!("ok {check}")),
+            "check {check} did not pass:\n{stdout}"
+        );
+    }
+    assert!(stdout.ends_with("done\n"), "{stdout}");
+}

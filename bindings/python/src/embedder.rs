@@ -21,13 +21,13 @@ pub struct Embedder {
 }
 
 /// Texts as given: one string, or a sequence of them.
-enum Texts {
+pub(crate) enum Texts {
     One(String),
     Many(Vec<String>),
 }
 
 impl Texts {
-    fn as_slice(&self) -> &[String] {
+    pub(crate) fn as_slice(&self) -> &[String] {
         match self {
             Texts::One(t) => std::slice::from_ref(t),
             Texts::Many(v) => v,
@@ -37,7 +37,7 @@ impl Texts {
 
 /// Reads `texts`: a `str`, or an iterable of `str` (a clear `TypeError` names the first item
 /// that is not one, such as `None`).
-fn read_texts(texts: &Bound<'_, PyAny>) -> PyResult<Texts> {
+pub(crate) fn read_texts(texts: &Bound<'_, PyAny>) -> PyResult<Texts> {
     if let Ok(s) = texts.cast::<PyString>() {
         return Ok(Texts::One(s.to_str()?.to_owned()));
     }
@@ -74,7 +74,7 @@ fn type_name(value: &Bound<'_, PyAny>) -> String {
 }
 
 /// The instruction that `task`, `instruction` and `query` ask for.
-fn instruction(
+pub(crate) fn instruction(
     task: Option<&str>,
     instruction: Option<String>,
     query: bool,
@@ -122,41 +122,11 @@ impl Embedder {
         truncate: String,
         offline: bool,
     ) -> PyResult<Self> {
-        let spec = model.to_str().ok_or_else(|| {
-            PyValueError::new_err(format!("model {} is not valid UTF-8", model.display()))
+        let truncation = truncation(&truncate)?;
+        let options = engine_options(&device, threads, max_tokens)?;
+        let (inner, path) = load(py, &model, &quant, offline, |path| {
+            gguf_embed::Embedder::new(path, options)
         })?;
-        let device = device.parse().map_err(PyValueError::new_err)?;
-        let truncation = match truncate.as_str() {
-            "end" => Truncation::End,
-            "start" => Truncation::Start,
-            "error" => Truncation::Error,
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "truncate must be 'end', 'start' or 'error', not {other:?}"
-                )));
-            }
-        };
-        if threads == Some(0) {
-            return Err(PyValueError::new_err("threads must be at least 1"));
-        }
-        let mut options = EmbedderOptions::default()
-            .with_device(device)
-            .with_max_tokens(max_tokens);
-        if let Some(threads) = threads {
-            options = options.with_threads(threads);
-        }
-        let spec =
-            ModelSpec::parse(spec, &quant).map_err(|e| ModelError::new_err(e.to_string()))?;
-        // Downloading and loading take seconds: let other Python threads run meanwhile.
-        let (inner, path) = py
-            .detach(|| {
-                let config = HubConfig::from_env();
-                let offline = offline || config.offline;
-                let path = Hub::new(config.with_offline(offline)).resolve(&spec)?;
-                let inner = gguf_embed::Embedder::new(&path, options)?;
-                Ok::<_, gguf_embed::Error>((inner, path))
-            })
-            .map_err(to_py)?;
         Ok(Self {
             inner,
             path,
@@ -254,6 +224,59 @@ impl Embedder {
         py.detach(|| inner.count_tokens(text, &instruction))
             .map_err(to_py)
     }
+}
+
+/// `truncate=`: "end", "start" or "error".
+pub(crate) fn truncation(truncate: &str) -> PyResult<Truncation> {
+    match truncate {
+        "end" => Ok(Truncation::End),
+        "start" => Ok(Truncation::Start),
+        "error" => Ok(Truncation::Error),
+        other => Err(PyValueError::new_err(format!(
+            "truncate must be 'end', 'start' or 'error', not {other:?}"
+        ))),
+    }
+}
+
+/// The engine options of the constructors' arguments.
+pub(crate) fn engine_options(
+    device: &str,
+    threads: Option<usize>,
+    max_tokens: usize,
+) -> PyResult<EmbedderOptions> {
+    let device = device.parse().map_err(PyValueError::new_err)?;
+    if threads == Some(0) {
+        return Err(PyValueError::new_err("threads must be at least 1"));
+    }
+    let mut options = EmbedderOptions::default()
+        .with_device(device)
+        .with_max_tokens(max_tokens);
+    if let Some(threads) = threads {
+        options = options.with_threads(threads);
+    }
+    Ok(options)
+}
+
+/// Finds the model (downloading it once into the Hugging Face cache, as the CLI does) and
+/// loads it with `open`, without the GIL: both take seconds.
+pub(crate) fn load<T: Send>(
+    py: Python<'_>,
+    model: &std::path::Path,
+    quant: &str,
+    offline: bool,
+    open: impl FnOnce(&std::path::Path) -> gguf_embed::Result<T> + Send,
+) -> PyResult<(T, PathBuf)> {
+    let spec = model.to_str().ok_or_else(|| {
+        PyValueError::new_err(format!("model {} is not valid UTF-8", model.display()))
+    })?;
+    let spec = ModelSpec::parse(spec, quant).map_err(|e| ModelError::new_err(e.to_string()))?;
+    py.detach(|| {
+        let config = HubConfig::from_env();
+        let offline = offline || config.offline;
+        let path = Hub::new(config.with_offline(offline)).resolve(&spec)?;
+        Ok::<_, gguf_embed::Error>((open(&path)?, path))
+    })
+    .map_err(to_py)
 }
 
 /// Rows of vectors as one `(n, width)` array, moved into NumPy without another copy.

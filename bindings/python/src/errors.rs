@@ -27,8 +27,10 @@ pub fn to_py(error: Error) -> PyErr {
         Error::InvalidOption(_)
         | Error::TooLong { .. }
         | Error::InvalidToken { .. }
-        | Error::InputTooLarge { .. } => PyValueError::new_err(message),
+        | Error::InputTooLarge { .. }
+        | Error::QueryTooLong { .. } => PyValueError::new_err(message),
         Error::Model { .. }
+        | Error::WrongModelKind { .. }
         | Error::Hub(_)
         | Error::Load { .. }
         | Error::LoadCancelled

@@ -5,6 +5,7 @@
 
 mod embedder;
 mod errors;
+mod reranker;
 
 use pyo3::prelude::*;
 
@@ -14,6 +15,7 @@ use pyo3::prelude::*;
 fn gguf_embed_python(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<embedder::Embedder>()?;
+    m.add_class::<reranker::Reranker>()?;
     m.add("GgufEmbedError", py.get_type::<errors::GgufEmbedError>())?;
     m.add("ModelError", py.get_type::<errors::ModelError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -92,6 +92,14 @@ fn pytest(file: &str, extra_packages: &[&str]) {
             "GGUF_EMBED_REFERENCE",
             workspace::models_dir().join("reference.json"),
         )
+        .env(
+            "GGUF_EMBED_TEST_RERANKER",
+            workspace::models_dir().join("tiny-qwen3-reranker-q8_0.gguf"),
+        )
+        .env(
+            "GGUF_EMBED_RERANKER_REFERENCE",
+            workspace::models_dir().join("reranker-reference.json"),
+        )
         // The package must come from the installed wheel, not from the source folder.
         .current_dir(std::env::temp_dir())
         .output()
@@ -107,6 +115,11 @@ fn pytest(file: &str, extra_packages: &[&str]) {
 #[test]
 fn python_package_matches_the_cli_and_handles_bad_input() {
     pytest("test_embedder.py", &[]);
+}
+
+#[test]
+fn python_reranker_matches_the_reference_and_handles_bad_input() {
+    pytest("test_reranker.py", &[]);
 }
 
 #[test]

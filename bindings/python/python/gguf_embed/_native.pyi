@@ -88,3 +88,62 @@ class Embedder:
         query: bool = False,
     ) -> int:
         """The number of tokens the model sees, before truncation."""
+
+class Reranker:
+    """A Qwen3-Reranker model loaded once, to score how well documents answer a query from
+    any thread."""
+
+    def __init__(
+        self,
+        model: Union[str, os.PathLike[str]] = "Qwen3-Reranker-0.6B",
+        *,
+        quant: str = "Q8_0",
+        device: str = "auto",
+        threads: Optional[int] = None,
+        max_tokens: int = 8192,
+        truncate: Literal["end", "start", "error"] = "end",
+        offline: bool = False,
+    ) -> None:
+        """Loads a reranker: a .gguf path, a catalog name ("Qwen3-Reranker-0.6B", the default:
+        ggml-org/Qwen3-Reranker-0.6B-Q8_0-GGUF) or "hf:OWNER/REPO/FILE.gguf", found in or
+        downloaded to the Hugging Face cache. Pairs over `max_tokens` (prompt included) get
+        their document cut at the end (or the start), or raise ValueError with
+        truncate="error"; the query is never cut. Raises ModelError when the model cannot be
+        found, downloaded or loaded, or is an embedding model."""
+    @property
+    def model_path(self) -> str:
+        """The model file in use."""
+    @property
+    def head(self) -> str:
+        """Where the "yes" and "no" rows were read from."""
+    def score(
+        self,
+        query: str,
+        documents: Union[str, Sequence[str]],
+        *,
+        task: Optional[TaskName] = None,
+        instruction: Optional[str] = None,
+        log_odds: bool = False,
+    ) -> npt.NDArray[np.float32]:
+        """Each document's score in input order: P("yes") in [0, 1], or with log_odds=True
+        logit("yes") - logit("no"). The instruction defaults to the web-search task's.
+        Releases the GIL."""
+    def rerank(
+        self,
+        query: str,
+        documents: Union[str, Sequence[str]],
+        *,
+        top_n: Optional[int] = None,
+        task: Optional[TaskName] = None,
+        instruction: Optional[str] = None,
+    ) -> list[tuple[int, float]]:
+        """(index, score) pairs, best first (by log-odds), the best `top_n` if given."""
+    def tokenize(
+        self,
+        query: str,
+        document: str,
+        *,
+        task: Optional[TaskName] = None,
+        instruction: Optional[str] = None,
+    ) -> list[int]:
+        """The token ids the model sees for the pair (the whole prompt)."""
