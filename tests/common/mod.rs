@@ -1,9 +1,11 @@
 //! Helpers shared by the integration tests: fixture paths and the reference vectors.
 #![allow(dead_code)]
 
+pub mod cpu;
 pub mod f16_writer;
 pub mod mock_hub;
 pub mod python;
+pub mod quant_fixtures;
 pub mod repos;
 pub mod vectors;
 pub mod workspace;
