@@ -105,6 +105,30 @@ pub fn test_device() -> gguf_embed::Device {
         .unwrap_or(gguf_embed::Device::Cpu)
 }
 
+/// What computes the reference tests' vectors, for tolerances measured per backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestBackend {
+    /// The CPU (the default).
+    Cpu,
+    /// A Vulkan device (measured on Mesa's lavapipe).
+    Vulkan,
+    /// Another GPU backend (CUDA, Metal, ...).
+    OtherGpu,
+}
+
+/// The backend of [`test_device`]: the CPU, or the backend of the first GPU.
+pub fn test_backend() -> TestBackend {
+    if test_device() == gguf_embed::Device::Cpu {
+        return TestBackend::Cpu;
+    }
+    let gpu = gguf_embed::devices().into_iter().find(|d| d.is_gpu());
+    match gpu.map(|d| d.backend) {
+        Some(b) if b.eq_ignore_ascii_case("vulkan") => TestBackend::Vulkan,
+        Some(_) => TestBackend::OtherGpu,
+        None => TestBackend::Cpu,
+    }
+}
+
 /// The path of the built CLI (built with the `cli` feature, a default one; the test targets
 /// that run it require that feature in Cargo.toml).
 pub fn cli() -> PathBuf {
