@@ -49,6 +49,15 @@ fn bits(vector: &[f32]) -> Vec<u32> {
     vector.iter().map(|x| x.to_bits()).collect()
 }
 
+/// How many components of `vector` differ in their bits from `want`'s.
+fn differing(vector: &[f32], want: &[u32]) -> usize {
+    bits(vector)
+        .iter()
+        .zip(want)
+        .filter(|(x, y)| x != y)
+        .count()
+}
+
 /// Embeds `texts` as documents and returns the vectors with the number of texts in each
 /// decode it took, as the decode observer saw them.
 fn embed_counting_decodes(
@@ -144,11 +153,7 @@ fn a_texts_vector_is_the_same_alone_and_packed_beside_short_and_long_texts() {
         );
 
         for (i, (got, want)) in packed.iter().zip(&want).enumerate() {
-            let differing = bits(&got.vector)
-                .iter()
-                .zip(want)
-                .filter(|(x, y)| x != y)
-                .count();
+            let differing = differing(&got.vector, want);
             assert_eq!(
                 differing, 0,
                 "flash attention {fa:?}: text {i} ({} tokens, at cell {}) has {differing} \
@@ -297,11 +302,7 @@ fn check_batch_invariance(model: &Path, options: EmbedderOptions, what: &str) ->
     let mut failures = Vec::new();
     for (how, got) in &runs {
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-            let differing = bits(&g.vector)
-                .iter()
-                .zip(w)
-                .filter(|(x, y)| x != y)
-                .count();
+            let differing = differing(&g.vector, w);
             if differing > 0 {
                 failures.push(format!(
                     "{how}: text {i} ({} tokens): {differing} components differ",
