@@ -14,6 +14,17 @@ use gguf_embed::gguf::{GgufFile, ModelInfo};
 use gguf_embed::vector::cosine;
 use gguf_embed::{Bf16Weights, DeviceKind, EmbedOptions, Embedder, EmbedderOptions};
 
+/// The least cosine to transformers' vectors (same weights), per kernel: as tight as the
+/// measured worst allows (x86 with AVX-512 and AVX512-BF16, Intel Sapphire Rapids,
+/// 2026-12-04, `cargo test --release --test bf16 -- --nocapture`, which prints them).
+/// BF16 products round the activations to bfloat16 (8 significant bits): measured 0.9999197.
+/// Without AVX512-BF16 ggml converts to F32 instead (not measured here).
+const BF16_MIN_COSINE: f64 = 0.9999;
+/// Our F16 kernels keep activations F32: measured 0.9999996.
+const F16_MIN_COSINE: f64 = 0.999999;
+/// BF16 kernels against F16 kernels, both ours: measured 0.9999214.
+const BF16_VS_F16_MIN_COSINE: f64 = 0.9999;
+
 /// An F16 model written from the F32 fixture, and an empty folder for its copies.
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -110,8 +121,8 @@ fn the_bf16_copy_of_a_bfloat16_checkpoint_matches_transformers() {
     let (worst, case) = worst_cosine(&e);
     eprintln!("BF16 kernels: worst cosine {worst:.7} ({case})");
     assert!(
-        worst >= 0.9999,
-        "case {case:?}: cosine {worst} (minimum 0.9999)"
+        worst >= BF16_MIN_COSINE,
+        "case {case:?}: cosine {worst} (minimum {BF16_MIN_COSINE})"
     );
 }
 
@@ -125,8 +136,8 @@ fn f16_kernels_match_transformers_on_the_same_weights() {
     let (worst, case) = worst_cosine(&e);
     eprintln!("F16 kernels: worst cosine {worst:.7} ({case})");
     assert!(
-        worst >= 0.9999,
-        "case {case:?}: cosine {worst} (minimum 0.9999)"
+        worst >= F16_MIN_COSINE,
+        "case {case:?}: cosine {worst} (minimum {F16_MIN_COSINE})"
     );
 }
 
@@ -142,10 +153,12 @@ fn bf16_and_f16_kernels_agree() {
     let texts: Vec<&str> = docs.iter().map(|c| c.text.as_str()).collect();
     let a = bf16.embed(&texts, &EmbedOptions::documents()).unwrap();
     let b = f16.embed(&texts, &EmbedOptions::documents()).unwrap();
+    let mut worst = 1.0f64;
     for ((c, x), y) in docs.iter().zip(&a).zip(&b) {
         let cos = cosine(&x.vector, &y.vector);
+        worst = worst.min(cos);
         assert!(
-            cos >= 0.9999,
+            cos >= BF16_VS_F16_MIN_COSINE,
             "case {:?}: BF16 vs F16 kernels {cos}",
             c.name
         );
@@ -155,6 +168,7 @@ fn bf16_and_f16_kernels_agree() {
             c.name
         );
     }
+    eprintln!("BF16 vs F16 kernels: worst cosine {worst:.7}");
 }
 
 #[test]
@@ -219,7 +233,7 @@ fn an_unwritable_copy_folder_falls_back_to_the_f16_kernels() {
     let e = embedder(&f.model, Bf16Weights::Always, &blocker.join("copies"));
     assert_eq!(e.weights_file(), f.model);
     let (worst, case) = worst_cosine(&e);
-    assert!(worst >= 0.9999, "case {case:?}: cosine {worst}");
+    assert!(worst >= F16_MIN_COSINE, "case {case:?}: cosine {worst}");
 }
 
 #[test]

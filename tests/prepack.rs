@@ -14,6 +14,15 @@ use gguf_embed::gguf::prepack::{self, Layout};
 use gguf_embed::gguf::{GgufFile, TensorInfo, f16x16, q8_0x16};
 use gguf_embed::{Bf16Weights, EmbedOptions, Embedder, EmbedderOptions, PrepackedWeights};
 
+/// Whether this CPU runs the interleaved kernels (and so takes prepacked copies), as the library
+/// says; the tests that skip without them go through tests/common/cpu.rs, so that in CI a skip
+/// for a feature the machine has fails.
+fn interleaved_kernels() -> bool {
+    let has = common::cpu::has_all(&["avx2", "fma", "f16c"]);
+    assert_eq!(has, prepack::cpu_runs_interleaved_kernels());
+    has
+}
+
 fn embedder(model: &Path, when: PrepackedWeights, copies: &Path) -> Embedder {
     let options = EmbedderOptions::default()
         .with_device(gguf_embed::Device::Cpu)
@@ -123,7 +132,7 @@ fn same_vectors_bit_for_bit(model: Model) {
     assert!(files_in(&copies).is_empty(), "Never writes nothing");
 
     let prepacked = embedder(&path, PrepackedWeights::Auto, &copies);
-    if !prepack::cpu_runs_interleaved_kernels() {
+    if !interleaved_kernels() {
         // Without the interleaved kernels there is no layout to store: no copy is made.
         assert_eq!(prepacked.weights_file(), path);
         assert!(files_in(&copies).is_empty());
@@ -195,7 +204,7 @@ fn the_prepacked_copy_of_a_mixed_q8_0_and_f16_model_gives_the_same_vectors_bit_f
 }
 
 fn reused_and_rewritten(model: Model) {
-    if !prepack::cpu_runs_interleaved_kernels() {
+    if !interleaved_kernels() {
         return eprintln!("this CPU has no interleaved kernels: no copies to reuse");
     }
     let dir = tempfile::tempdir().unwrap();
@@ -409,7 +418,7 @@ fn tampered_copy(path: &Path, copies: &Path, from: &str, to: &str) -> PathBuf {
 /// Each tampered list must be refused by llama.cpp's loader rather than computed with: the
 /// embedder then loads the model itself, with the same vectors as a repack at load.
 fn tampered_lists_fall_back(model: Model, tampers: &[(&str, &str)]) {
-    if !prepack::cpu_runs_interleaved_kernels() {
+    if !interleaved_kernels() {
         return eprintln!("this CPU has no interleaved kernels: no copies to refuse");
     }
     let dir = tempfile::tempdir().unwrap();
@@ -484,7 +493,7 @@ fn an_f16_model_takes_the_bf16_copy_when_asked_and_the_cpu_layout_otherwise() {
     write_f16_copy(&f32_model(), &bfloat16, Rounding::ViaBfloat16);
     let plain = dir.path().join("plain-f16.gguf");
     write_f16_copy(&f32_model(), &plain, Rounding::Direct);
-    let layout = prepack::cpu_runs_interleaved_kernels();
+    let layout = interleaved_kernels();
 
     assert!(both(&bfloat16, Bf16Weights::Always).ends_with(".bf16.gguf"));
     // Weights BF16 cannot hold: no BF16 copy, so the F16 layout's.

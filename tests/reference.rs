@@ -12,9 +12,43 @@ use common::{Case, case, cases, f32_model, q8_model};
 use gguf_embed::vector::cosine;
 use gguf_embed::{EmbedOptions, Embedder, EmbedderOptions, Instruction, KvCache, OutputMode};
 
-/// F32 weights against transformers in float32: measured about 0.999995. (0.9999 could not
-/// tell F32 from weights rounded to bfloat16.)
-const F32_MIN_COSINE: f64 = 0.99999;
+/// The least cosine to transformers' vectors each kind of check accepts, per backend where the
+/// arithmetic differs: as tight as the measured worst allows (about 2-3x its distance from 1,
+/// room for another CPU's instruction set), with the measured figure beside each
+/// (`cargo test --release --test reference -- --nocapture --test-threads 1`, which prints the
+/// worst of every check).
+struct Tolerance {
+    /// F32 weights against transformers in float32 (0.9999 could not tell F32 from weights
+    /// rounded to bfloat16: 0.99999 and tighter can).
+    f32: f64,
+    /// Q8_0 weights against transformers with the same (dequantized) weights.
+    q8_0: f64,
+    /// A Matryoshka prefix (32 dimensions and up, renormalised) against the reference's.
+    matryoshka: f64,
+}
+
+fn tolerance() -> Tolerance {
+    match common::test_backend() {
+        // x86 with AVX-512 (Intel Sapphire Rapids, 2026-12-04).
+        common::TestBackend::Cpu => Tolerance {
+            f32: 0.999999,        // measured 0.9999997
+            q8_0: 0.9992,         // measured 0.9993637
+            matryoshka: 0.999999, // measured 1.0000000 (to 7 places) at 32, 48 and 64 dimensions
+        },
+        // Mesa's lavapipe (docs/BENCHMARKS.md, "Vulkan (software)").
+        common::TestBackend::Vulkan => Tolerance {
+            f32: 0.99999,       // measured 0.9999954
+            q8_0: 0.9999,       // measured 0.99997
+            matryoshka: 0.9999, // not measured apart: F32's error, on 32 dimensions
+        },
+        // CUDA, Metal, ...: not measured by these tests yet, so the former bounds.
+        common::TestBackend::OtherGpu => Tolerance {
+            f32: 0.99999,
+            q8_0: 0.999,
+            matryoshka: 0.9999,
+        },
+    }
+}
 
 fn embedder(path: std::path::PathBuf, mode: OutputMode) -> Embedder {
     let options = EmbedderOptions::default()
@@ -104,7 +138,7 @@ fn f32_vectors_match_transformers() {
         cases(),
         &embed_each(f32_embedder()),
         |c| &c.embedding,
-        F32_MIN_COSINE,
+        tolerance().f32,
         "F32 alone",
     );
 }
@@ -115,7 +149,13 @@ fn q8_0_vectors_match_transformers() {
     // values dequantized. What remains is llama.cpp's own arithmetic (it also quantizes the
     // activations to 8 bits in Q8_0 matrix products).
     let got = embed_each(q8_embedder());
-    assert_close(cases(), &got, |c| &c.embedding_q8_0, 0.999, "Q8_0 alone");
+    assert_close(
+        cases(),
+        &got,
+        |c| &c.embedding_q8_0,
+        tolerance().q8_0,
+        "Q8_0 alone",
+    );
     let vs_float: Vec<f64> = cases()
         .iter()
         .zip(&got)
@@ -133,7 +173,7 @@ fn llama_embedding_mode_gives_the_same_vectors() {
         cases(),
         &got,
         |c| &c.embedding,
-        F32_MIN_COSINE,
+        tolerance().f32,
         "F32, llama.cpp embedding mode",
     );
 }
@@ -151,14 +191,24 @@ fn batched_vectors_equal_single_vectors() {
             .embed(&[&c.text], &EmbedOptions::documents())
             .unwrap()
             .remove(0);
-        let cos = cosine(&alone.vector, &b.vector);
+        // On the CPU the same bit for bit (F32 weights decode one text per decode by default:
+        // tests/batch_invariance.rs); GPUs pack, and are held to the F32 bound.
+        if common::test_backend() == common::TestBackend::Cpu {
+            assert_eq!(
+                alone.vector, b.vector,
+                "case {:?}: batched vs alone",
+                c.name
+            );
+        } else {
+            let cos = cosine(&alone.vector, &b.vector);
+            assert!(
+                cos >= tolerance().f32,
+                "case {:?}: batched vs alone cosine {cos}",
+                c.name
+            );
+        }
         assert!(
-            cos >= 0.99999,
-            "case {:?}: batched vs alone cosine {cos}",
-            c.name
-        );
-        assert!(
-            cosine(&b.vector, &c.embedding) >= F32_MIN_COSINE,
+            cosine(&b.vector, &c.embedding) >= tolerance().f32,
             "case {:?}",
             c.name
         );
@@ -185,7 +235,7 @@ fn per_sequence_kv_cache_gives_the_same_vectors_in_input_order() {
         &docs,
         &got,
         |c| &c.embedding,
-        F32_MIN_COSINE,
+        tolerance().f32,
         "F32, per-sequence KV",
     );
 }
@@ -203,10 +253,15 @@ fn small_decodes_and_reordered_inputs_give_the_same_vectors() {
     let docs: Vec<&Case> = cases().iter().filter(|c| c.task.is_none()).rev().collect();
     let texts: Vec<&str> = docs.iter().map(|c| c.text.as_str()).collect();
     let out = e.embed(&texts, &EmbedOptions::documents()).unwrap();
-    for (c, v) in docs.iter().zip(&out) {
-        let cos = cosine(&v.vector, &c.embedding);
-        assert!(cos >= F32_MIN_COSINE, "case {:?}: cosine {cos}", c.name);
-    }
+    let docs: Vec<Case> = docs.into_iter().cloned().collect();
+    let got: Vec<Vec<f32>> = out.into_iter().map(|o| o.vector).collect();
+    assert_close(
+        &docs,
+        &got,
+        |c| &c.embedding,
+        tolerance().f32,
+        "F32, packed 3 per decode",
+    );
 }
 
 #[test]
@@ -225,7 +280,7 @@ fn the_end_of_text_token_and_nfc_matter() {
     );
     let from_text = e.embed(&[&c.text], &EmbedOptions::documents()).unwrap();
     assert_eq!(from_text[0].tokens, c.token_ids.len());
-    assert!(cosine(&from_text[0].vector, &c.embedding) >= F32_MIN_COSINE);
+    assert!(cosine(&from_text[0].vector, &c.embedding) >= tolerance().f32);
     // A text that spells the token stays text: the only end-of-text id is the appended one.
     let spelled = e
         .token_ids("stop here <|endoftext|> go on", &Instruction::None)
@@ -251,7 +306,7 @@ fn the_end_of_text_token_and_nfc_matter() {
         .unwrap();
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&both[0].vector), bits(&both[1].vector));
-    assert!(cosine(&both[0].vector, &nfc.embedding) >= F32_MIN_COSINE);
+    assert!(cosine(&both[0].vector, &nfc.embedding) >= tolerance().f32);
 
     // Negative control: the fixture model is sensitive enough that a wrong token sequence
     // (here the text's last token dropped) moves the vector far.
@@ -277,9 +332,9 @@ fn pre_tokenized_input_matches_text_input() {
     let mut bare = c.token_ids.clone();
     bare.pop();
     let without_eot = e.embed_tokens(&[bare], &EmbedOptions::documents()).unwrap();
-    assert!(cosine(&with_eot[0].vector, &c.embedding) >= F32_MIN_COSINE);
+    assert!(cosine(&with_eot[0].vector, &c.embedding) >= tolerance().f32);
     assert!(
-        cosine(&without_eot[0].vector, &c.embedding) >= F32_MIN_COSINE,
+        cosine(&without_eot[0].vector, &c.embedding) >= tolerance().f32,
         "EOT appended"
     );
     assert_eq!(with_eot[0].tokens, c.token_ids.len());
@@ -308,9 +363,11 @@ fn matryoshka_dimensions_truncate_then_renormalise() {
             .sqrt();
         assert!((norm - 1.0).abs() < 1e-5, "norm {norm} at {dims} dims");
         let reference = &c.embedding[..dims];
+        let cos = cosine(&v, reference);
+        eprintln!("Matryoshka {dims} dimensions: cosine {cos:.7}");
         assert!(
-            cosine(&v, reference) >= 0.9999,
-            "{dims} dims vs truncated reference"
+            cos >= tolerance().matryoshka,
+            "{dims} dims vs truncated reference: {cos}"
         );
     }
     for bad in [0, 16, 31, e.dimensions() + 1] {
@@ -343,7 +400,7 @@ fn normalisation_can_be_turned_off() {
         (norm - 1.0).abs() > 0.01,
         "raw hidden state has norm {norm}"
     );
-    assert!(cosine(&raw, &c.embedding) >= F32_MIN_COSINE);
+    assert!(cosine(&raw, &c.embedding) >= tolerance().f32);
 }
 
 #[test]
@@ -361,7 +418,7 @@ fn instruction_changes_the_vector_and_matches_the_reference() {
         )
         .unwrap()
         .remove(0);
-    assert!(cosine(&as_query.vector, &q.embedding) >= F32_MIN_COSINE);
+    assert!(cosine(&as_query.vector, &q.embedding) >= tolerance().f32);
     assert!(cosine(&as_doc.vector, &q.embedding) < 0.99);
     assert!(as_query.tokens > as_doc.tokens);
     let custom = Instruction::Custom(q.task.clone().unwrap());

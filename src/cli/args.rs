@@ -94,7 +94,8 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct OfficialArgs {
     /// Quantization of the official file: Q8_0 or F16 (4B and 8B also Q4_K_M, Q5_0, Q5_K_M,
-    /// Q6_K); also used for a catalog name without one
+    /// Q6_K: on the CPU the K-quant ones get a decode per text, to keep every vector the same
+    /// bit for bit whatever it is batched with); also used for a catalog name without one
     #[arg(short, long, value_name = "Q", default_value = "Q8_0")]
     pub quant: String,
     /// Size of the official model: 0.6B, 4B or 8B
@@ -133,7 +134,9 @@ pub struct ModelArgs {
     /// Sequences packed into one decode, at most 256 [default: CPU 32, GPU 64]
     #[arg(long, value_name = "N", hide_short_help = true)]
     pub batch_sequences: Option<usize>,
-    /// Flash attention
+    /// Flash attention. With `off`, texts on the CPU get a decode each, so that every vector
+    /// stays the same bit for bit whatever it is batched with (llama.cpp's attention without it
+    /// sums over the shared cache in another order for a packed text): about 12% slower
     #[arg(
         long,
         value_enum,
@@ -145,7 +148,8 @@ pub struct ModelArgs {
     /// F16 models on the CPU: run BF16 kernels from a lossless BF16 copy of the file, written
     /// once to $GGUF_EMBED_CACHE/bf16 (default ~/.cache/gguf-embed/bf16). `auto` writes that
     /// copy (the model's size) on CPUs with AVX512-BF16; the default is `never`, because our
-    /// F16 kernels measured faster than the BF16 copy (docs/BENCHMARKS.md)
+    /// F16 kernels measured faster than the BF16 copy (docs/BENCHMARKS.md). On the copy texts
+    /// get a decode each, to keep every vector the same bit for bit whatever its batch
     #[arg(
         long,
         value_enum,
@@ -179,8 +183,9 @@ pub struct ModelArgs {
     #[arg(long, hide = true)]
     pub kv_per_sequence: bool,
     /// Let a text's vector depend on what it is batched with: pack texts into shared decodes
-    /// on CPUs whose flash attention is not batch-invariant (not x86, where packing already is
-    /// and this changes nothing; for measurements)
+    /// where that is not exact on the CPU (flash attention off, BF16, F32 and K-quant weights,
+    /// CPUs without our kernels; 6-12% faster there), which by default get a decode per text.
+    /// Changes nothing where packing is exact (x86, Q8_0, F16 or Q5_0, flash attention on)
     #[arg(long, hide = true)]
     pub batch_variant: bool,
 }

@@ -1,5 +1,6 @@
 //! [`Embedder`]: load a model once, embed texts from any thread.
 
+mod invariance;
 mod options;
 mod tokens;
 mod worker;
@@ -115,8 +116,18 @@ impl Embedder {
     ) -> Result<Self> {
         let (file, info, mut sparse) = opened;
         let placement = engine::place(options.device)?;
+        let packs_invariantly =
+            invariance::packing_is_batch_invariant(&file, options.flash_attention);
         let mut weights = weights_file(path, file, &info, &options, &placement);
-        let config = worker_config(&info, &options, placement.gpu.is_some())?;
+        // A copy may hold other types (BF16 for F16): decide by the file llama.cpp will load.
+        let packs_invariantly = if weights == path {
+            packs_invariantly
+        } else {
+            GgufFile::open(&weights).is_ok_and(|copy| {
+                invariance::packing_is_batch_invariant(&copy, options.flash_attention)
+            })
+        };
+        let config = worker_config(&info, &options, placement.gpu.is_some(), packs_invariantly)?;
         let progress = options.load_progress.as_deref();
         let params = |sparse: SparseWeights| LoadParams {
             progress,
@@ -729,28 +740,29 @@ fn weights_file(
 
 /// Batch sizes measured best on the CPU (docs/BENCHMARKS.md: 512 tokens, 32 sequences).
 const CPU_BATCH: (usize, usize) = (512, 32);
-/// Whether ggml's CPU flash attention gives a sequence the same result packed as alone in this
-/// build (our ggml patch 7 makes it so on x86; see `worker_config`).
-const PACKING_IS_BATCH_INVARIANT: bool = cfg!(target_arch = "x86_64");
 /// Batch sizes for GPUs (the brief's H100 figures favour 2048-token decodes; bench/gpu
 /// re-measures them).
 const GPU_BATCH: (usize, usize) = (2048, 64);
 
-fn worker_config(info: &ModelInfo, options: &EmbedderOptions, gpu: bool) -> Result<WorkerConfig> {
+/// The engine's settings. `packs_invariantly`: whether packed texts get, on the CPU, the
+/// vectors they get alone with this model file and these options (see `invariance`).
+fn worker_config(
+    info: &ModelInfo,
+    options: &EmbedderOptions,
+    gpu: bool,
+    packs_invariantly: bool,
+) -> Result<WorkerConfig> {
     check_max_tokens(options.max_tokens, info)?;
     let (default_tokens, default_sequences) = if gpu { GPU_BATCH } else { CPU_BATCH };
     let batch_tokens = options.batch_tokens.unwrap_or(default_tokens);
-    // Batch invariance on the CPU. ggml's CPU flash attention used to run a tiled kernel for
-    // micro-batches of 64 query rows or more and a row-by-row one otherwise, with tiles that
-    // followed the cells of the shared KV cache rather than each sequence, so a text's vector
-    // moved with its batch-mates (cosine 0.9999). Our ggml patch 7 (vendor/PATCHES.md) runs the
-    // tiled kernel for every micro-batch on x86 and cuts each sequence's keys into tiles from
-    // its own first cell: on x86, packed texts get the vectors they get alone, bit for bit
-    // (every other operation on the path works row by row), and texts pack as before. On
-    // other CPUs the upstream kernels remain, so there `batch_invariant` decodes one text per
-    // decode (slower: 11-24% on x86 before the patch, docs/BENCHMARKS.md). Not applied on
-    // GPUs, with flash attention off (batch-invariant already, but for F32: below), or when
-    // the caller sets `batch_sequences`.
+    // Batch invariance on the CPU. Where packing several texts into one decode keeps each
+    // text's vector bit for bit (x86 with flash attention and Q8_0, F16 or Q5_0 weights; our
+    // ggml patches 1, 6 and 7: vendor/PATCHES.md), texts are packed. Elsewhere (flash
+    // attention off, BF16, F32 and K-quant weights, CPUs without our kernels)
+    // `batch_invariant` decodes one text per decode, which costs throughput
+    // (docs/BENCHMARKS.md). Not applied on GPUs, or when the caller sets `batch_sequences`.
+    let invariant =
+        options.batch_invariant && !packs_invariantly && !gpu && options.batch_sequences.is_none();
     // An F32 model asks for full precision, which llama.cpp's defaults do not give: its F16
     // KV cache rounds every key and value to 11 bits, and ggml's CPU flash attention rounds
     // to F16 inside too. Each moved the reranker fixture's F32 log-odds by 4e-4 to 1e-3,
@@ -761,15 +773,6 @@ fn worker_config(info: &ModelInfo, options: &EmbedderOptions, gpu: bool) -> Resu
         FlashAttention::Auto if full_precision => FlashAttention::Off,
         chosen => chosen,
     };
-    // F32 matrix products round differently with the shape of the batch (a sequence's last
-    // bits moved with its batch-mates in tests/rerank.rs, flash attention on or off), so an
-    // F32 model is never packed when invariance is asked for.
-    let packing_is_invariant =
-        !full_precision && (PACKING_IS_BATCH_INVARIANT || flash_attention == FlashAttention::Off);
-    let invariant = options.batch_invariant
-        && !packing_is_invariant
-        && !gpu
-        && options.batch_sequences.is_none();
     let batch_sequences = if invariant {
         1
     } else {

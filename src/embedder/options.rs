@@ -118,15 +118,16 @@ pub struct EmbedderOptions {
     pub kv_cache: KvCache,
     /// Give every text the same vector, bit for bit, whatever it is batched with (default
     /// true; caches keyed by text, exact deduplication and reproducible indexes rely on it).
-    /// On x86 CPUs this costs nothing and changes nothing: our ggml patch makes flash
-    /// attention's CPU kernels give a text the same result packed with others as alone (see
-    /// vendor/PATCHES.md, patch 7), so texts are packed into shared decodes either way. On
-    /// other CPUs (ARM and the rest, where ggml's own kernels round differently for a text
-    /// alone and beside others: cosine 0.9999), each text gets a decode of its own, which was
-    /// 11-24% slower than packing on x86 (docs/BENCHMARKS.md); `false`, or setting
-    /// `batch_sequences`, packs texts there too. Never applied on GPUs, nor with flash
-    /// attention off (batch-invariant already), except to F32 models: their matrix products
-    /// round differently with the batch's shape, so they get a decode per text.
+    /// On x86 CPUs (with AVX2) with flash attention (the default) and Q8_0, F16 or Q5_0
+    /// weights this costs nothing and changes nothing: those kernels give a text the same
+    /// result packed with others as alone (our ggml patches: vendor/PATCHES.md, 1, 6 and 7),
+    /// so texts are packed into shared decodes either way. Everywhere else on the CPU (flash
+    /// attention off; BF16, F32 or K-quant weights, such as the 4B and 8B models' Q4_K_M,
+    /// Q5_K_M and Q6_K files; other CPUs), ggml's kernels round a text's sums
+    /// differently alone and beside others, so each text gets a decode of its own, which is
+    /// slower than packing (docs/BENCHMARKS.md, "The same vector whatever the batch");
+    /// `false`, or setting `batch_sequences`, packs texts there too. Never applied on GPUs,
+    /// whose vectors are not batch-invariant.
     pub batch_invariant: bool,
     /// Whether an F16 model runs on BF16 kernels from a copy of its file (never, by default:
     /// the copy is as large as the model).

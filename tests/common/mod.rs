@@ -1,9 +1,11 @@
 //! Helpers shared by the integration tests: fixture paths and the reference vectors.
 #![allow(dead_code)]
 
+pub mod cpu;
 pub mod f16_writer;
 pub mod mock_hub;
 pub mod python;
+pub mod quant_fixtures;
 pub mod repos;
 pub mod rerankers;
 pub mod server;
@@ -103,6 +105,30 @@ pub fn test_device() -> gguf_embed::Device {
                 .expect("GGUF_EMBED_TEST_DEVICE: auto, cpu, gpu or gpu:N")
         })
         .unwrap_or(gguf_embed::Device::Cpu)
+}
+
+/// What computes the reference tests' vectors, for tolerances measured per backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestBackend {
+    /// The CPU (the default).
+    Cpu,
+    /// A Vulkan device (measured on Mesa's lavapipe).
+    Vulkan,
+    /// Another GPU backend (CUDA, Metal, ...).
+    OtherGpu,
+}
+
+/// The backend of [`test_device`]: the CPU, or the backend of the first GPU.
+pub fn test_backend() -> TestBackend {
+    if test_device() == gguf_embed::Device::Cpu {
+        return TestBackend::Cpu;
+    }
+    let gpu = gguf_embed::devices().into_iter().find(|d| d.is_gpu());
+    match gpu.map(|d| d.backend) {
+        Some(b) if b.eq_ignore_ascii_case("vulkan") => TestBackend::Vulkan,
+        Some(_) => TestBackend::OtherGpu,
+        None => TestBackend::Cpu,
+    }
 }
 
 /// The path of the built CLI (built with the `cli` feature, a default one; the test targets

@@ -3,7 +3,38 @@
 // tests/kernels.rs once per instruction set (-mavx2, -mavxvnni, -mavx512vnni ...).
 //
 //   q8_0x16            checks repack, activation quantisation and GEMM against scalar references
+//                      and prints a digest of every product it computed
 //   q8_0x16 bench M N K [reps]   prints GOP/s of the GEMM on one thread
+//
+// Two switches build the header otherwise than ggml does, to test it where ggml cannot:
+//   Q8X16_TEST_EVEX_AS_AVXVNNI  the AVX-VNNI (256-bit, VEX vpdpbusd) kernels, with every VEX
+//       vpdpbusd replaced by the EVEX one (_mm256_dpbusd_epi32: AVX512-VNNI + AVX512VL), so that
+//       CPUs without AVX-VNNI but with AVX512-VNNI (Zen 4, Ice Lake servers) run the same source;
+//   Q8X16_TEST_NO_VECTORIZE_WORKAROUND  without the header's `optimize("no-tree-vectorize")` on
+//       tail_group, the workaround for GCC 12 turning its byte dot product into vpdpbusd with
+//       the wrong signedness under -mavxvnni: the tests build it to show the bug is still
+//       caught (with GCC 12) by the checks below.
+#include <immintrin.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(Q8X16_TEST_EVEX_AS_AVXVNNI)
+#    if !defined(__AVX512VNNI__) || !defined(__AVX512VL__)
+#        error "Q8X16_TEST_EVEX_AS_AVXVNNI needs -mavx512vnni -mavx512vl"
+#    endif
+// The header picks its kernels from these macros: hide AVX512-VNNI so that it takes the
+// 256-bit VNNI kernels, and map their VEX instruction to the EVEX one of the same semantics.
+#    undef __AVX512VNNI__
+#    define __AVXVNNI__             1
+#    define _mm256_dpbusd_avx_epi32 _mm256_dpbusd_epi32
+#endif
+#if defined(Q8X16_TEST_NO_VECTORIZE_WORKAROUND)
+// The header's only use of the attribute: __attribute__((optimize("..."))) becomes
+// __attribute__(()), which GCC accepts and ignores. (Defined after every system header.)
+#    define optimize(x)
+#endif
+
 #include "q8_0x16.h"
 
 #include <chrono>
@@ -18,6 +49,38 @@
 #if !defined(Q8X16_AVAILABLE)
 #    error "build with at least -mavx2 -mfma -mf16c"
 #endif
+#if defined(Q8X16_TEST_EVEX_AS_AVXVNNI) && !defined(Q8X16_AVXVNNI)
+#    error "the EVEX build must select the AVX-VNNI kernels"
+#endif
+
+// The variant this program was built as: the header's instruction set, and the switches.
+static const char * variant() {
+#if defined(Q8X16_TEST_EVEX_AS_AVXVNNI) && defined(Q8X16_TEST_NO_VECTORIZE_WORKAROUND)
+    return "avxvnni-evex-no-workaround";
+#elif defined(Q8X16_TEST_EVEX_AS_AVXVNNI)
+    return "avxvnni-evex";
+#elif defined(Q8X16_TEST_NO_VECTORIZE_WORKAROUND)
+    static char name[64];
+    snprintf(name, sizeof name, "%s-no-workaround", q8x16::isa_name());
+    return name;
+#else
+    return q8x16::isa_name();
+#endif
+}
+
+// FNV-1a over the bits of every product computed: equal digests across variants mean
+// bit-identical results.
+static uint64_t digest = 0xcbf29ce484222325ull;
+
+static void digest_floats(const float * x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        for (int byte = 0; byte < 4; byte++) {
+            digest = (digest ^ ((u >> (8 * byte)) & 0xff)) * 0x100000001b3ull;
+        }
+    }
+}
 
 static std::mt19937 rng(1234);
 
@@ -123,29 +186,42 @@ static void check_shape(int64_t m, int64_t n, int64_t k) {
               (long) row);
     }
 
-    // GEMM against the scalar Q8_0 dot product (double accumulation), into a strided output
-    // with guard values around it.
+    // GEMM against two scalar references, into a strided output with guard values around it:
+    // the Q8_0 dot product in double (how close to exact), and the kernels' own arithmetic
+    // done one output at a time (bit for bit: every variant computes each output as one FP32
+    // FMA chain over the blocks, acc = fma(float(integer block sum), d_w * d_a, acc), the
+    // integer sums being exact).
     const int64_t      ldc = n + 5;
     std::vector<float> c(m * ldc, -7.0f);
     q8x16::gemm(k, packed.data(), n, a.data(), lda, m, c.data(), ldc);
     for (int64_t i = 0; i < m; i++) {
         const uint8_t * row = &a[i * lda];
+        digest_floats(&c[i * ldc], n);
         for (int64_t j = 0; j < n; j++) {
             double ref = 0, mag = 0;
+            float  chain = 0.0f;
             for (int64_t b = 0; b < nb; b++) {
                 uint16_t h;
                 memcpy(&h, &w[(j * nb + b) * 34], 2);
                 // In double: GCC 12 miscompiles this byte dot product as int at -O2/-O3 with
-                // -mavxvnni (it emits vpdpbusd with the wrong signedness).
+                // -mavxvnni (it emits vpdpbusd with the wrong signedness). Integers below 2^53
+                // are exact in double, and the sum (at most 32 * 128 * 127) in float.
                 double isum = 0;
                 for (int t = 0; t < 32; t++) {
                     isum += (double) (int8_t) w[(j * nb + b) * 34 + 2 + t] * q8x16::act_values(row, nb)[b * 32 + t];
                 }
-                const double p = isum * ((double) _cvtsh_ss(h) * q8x16::act_scales(row)[b]);
+                const float scale = _cvtsh_ss(h) * q8x16::act_scales(row)[b];
+                chain             = std::fmaf((float) isum, scale, chain);
+                const double p    = isum * ((double) _cvtsh_ss(h) * q8x16::act_scales(row)[b]);
                 ref += p;
                 mag += std::fabs(p);
             }
-            const double got = c[i * ldc + j];
+            const float got = c[i * ldc + j];
+            uint32_t    got_bits, chain_bits;
+            memcpy(&got_bits, &got, 4);
+            memcpy(&chain_bits, &chain, 4);
+            CHECK(got_bits == chain_bits, "C[%ld][%ld] = %.9g, not the FMA chain's %.9g bit for bit (m=%ld n=%ld k=%ld)",
+                  (long) i, (long) j, got, chain, (long) m, (long) n, (long) k);
             // float32 accumulation of nb block products: error within a few ulps of their magnitude.
             CHECK(std::fabs(got - ref) <= 4e-7 * (nb + 2) * mag + 1e-30, "C[%ld][%ld] = %.9g, reference %.9g (m=%ld n=%ld k=%ld)",
                   (long) i, (long) j, got, ref, (long) m, (long) n, (long) k);
@@ -206,9 +282,9 @@ int main(int argc, char ** argv) {
     check_shape(64, 1024, 3072);
     shapes++;
     if (failures) {
-        fprintf(stderr, "%s: %d failures\n", q8x16::isa_name(), failures);
+        fprintf(stderr, "%s: %d failures\n", variant(), failures);
         return 1;
     }
-    printf("%s: %d shapes passed\n", q8x16::isa_name(), shapes);
+    printf("%s: %d shapes passed, digest %016llx\n", variant(), shapes, (unsigned long long) digest);
     return 0;
 }
