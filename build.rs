@@ -8,7 +8,7 @@ use std::process::Command;
 fn main() {
     println!("cargo:rerun-if-changed=models/catalog.tsv");
     println!("cargo:rerun-if-changed=Cargo.toml");
-    println!("cargo:rerun-if-changed=.git/HEAD");
+    watch_git_head();
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
 
     let catalog = std::fs::read_to_string("models/catalog.tsv").expect("models/catalog.tsv");
@@ -141,16 +141,36 @@ fn catalog_code(table: &str) -> Result<String, String> {
     Ok(code)
 }
 
+/// Asks cargo to run this script again when the commit changes: when HEAD moves to another
+/// branch, and when the checked-out branch gains a commit (its ref file, or `packed-refs`).
+/// Paths come from git itself, so this also holds in a worktree, whose `.git` is a file.
+fn watch_git_head() {
+    let mut watched = vec!["HEAD".to_string(), "packed-refs".to_string()];
+    watched.extend(git(&["symbolic-ref", "-q", "HEAD"]));
+    for name in watched {
+        // A path that does not exist would make cargo run the script at every build.
+        if let Some(path) =
+            git(&["rev-parse", "--git-path", &name]).filter(|p| std::path::Path::new(p).exists())
+        {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    }
+}
+
 fn git_commit() -> String {
+    git(&["rev-parse", "--short=9", "HEAD"]).unwrap_or_else(|| "unknown commit".into())
+}
+
+/// What a git command prints, trimmed; `None` outside a repository or without git.
+fn git(args: &[&str]) -> Option<String> {
     Command::new("git")
-        .args(["rev-parse", "--short=9", "HEAD"])
+        .args(args)
         .output()
         .ok()
         .filter(|o| o.status.success())
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown commit".into())
 }
 
 /// The exact llama-cpp-2 version pinned in Cargo.toml.
